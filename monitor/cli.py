@@ -1,0 +1,26 @@
+"""The ``finmon`` command. Each package registers its own sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from alerts.cli import register as register_alerts
+from monitor.aggregate.cli import register as register_aggregate
+from monitor.daemon_cli import register as register_daemon
+from pipelines.cli import register as register_pipelines
+
+app = typer.Typer(
+    name="finmon",
+    help="FinMon: streaming financial news sentiment monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+register_daemon(app)
+register_pipelines(app)
+register_aggregate(app)
+register_alerts(app)
+
+
+def main() -> None:
+    app()

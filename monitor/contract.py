@@ -1,0 +1,240 @@
+"""The message contract: what ``news.raw`` accepts and what ``news.scored`` carries.
+
+Input (JSON object on ``news.raw``)::
+
+    {"id": str, "headline": str, "body": str | null, "source": str,
+     "published_at": RFC 3339, "tickers": [str]}
+
+``id`` is required, and at least one of ``headline`` / ``body`` must be non-empty. Anything that
+breaks the contract raises :class:`InvalidMessage` with a short reason code; the worker copies the
+original bytes to ``news.dlq`` with that reason in the ``finmon-dlq-reason`` header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.errors import InvalidMessage
+
+MAX_MESSAGE_BYTES = 1_000_000
+MAX_TICKERS = 64
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+DLQ_REASON_HEADER = "finmon-dlq-reason"
+DLQ_DETAIL_HEADER = "finmon-dlq-detail"
+DLQ_SOURCE_HEADER = "finmon-dlq-source"
+
+# Every reason code the worker can emit; a bounded set, so it is safe as a metric label.
+DLQ_REASONS: tuple[str, ...] = (
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_id",
+    "bad_field_type",
+    "missing_text",
+    "bad_published_at",
+    "too_many_tickers",
+    "model_error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """One validated input item."""
+
+    id: str
+    headline: str
+    body: str | None
+    source: str
+    published_at: datetime
+    tickers: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The text the classifier reads: the headline, or the body when there is no headline."""
+        return self.headline or (self.body or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "id": self.id,
+            "headline": self.headline,
+            "body": self.body,
+            "source": self.source,
+            "published_at": format_time(self.published_at),
+            "tickers": list(self.tickers),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Model output for one text: a probability per label for each task."""
+
+    topic_probs: Mapping[str, float]
+    sentiment_probs: Mapping[str, float]
+
+    @property
+    def topic(self) -> str:
+        return max(self.topic_probs, key=lambda k: self.topic_probs[k])
+
+    @property
+    def sentiment(self) -> str:
+        return max(self.sentiment_probs, key=lambda k: self.sentiment_probs[k])
+
+    @property
+    def sentiment_score(self) -> float:
+        """p_positive - p_negative, in [-1, 1]."""
+        probs = self.sentiment_probs
+        return float(probs.get("positive", 0.0) - probs.get("negative", 0.0))
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse RFC 3339 (``Z`` or an offset). Naive times are rejected: they are ambiguous."""
+    moment = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _require_str(obj: Mapping[str, Any], key: str, *, optional: bool) -> str | None:
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidMessage("bad_field_type", f"{key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_id(obj: Mapping[str, Any]) -> str:
+    raw = obj.get("id")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise InvalidMessage("missing_id", "'id' is required and must be a non-empty string")
+    if not isinstance(raw, str):
+        raise InvalidMessage("bad_field_type", f"'id' must be a string, got {type(raw).__name__}")
+    return raw
+
+
+def _parse_tickers(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = obj.get("tickers") or []
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise InvalidMessage("bad_field_type", "'tickers' must be a list of strings")
+    if len(raw) > MAX_TICKERS:
+        raise InvalidMessage("too_many_tickers", f"{len(raw)} tickers, at most {MAX_TICKERS}")
+    return tuple(dict.fromkeys(t.strip().upper().lstrip("$") for t in raw if t.strip()))
+
+
+def _parse_published(obj: Mapping[str, Any], fallback: datetime) -> datetime:
+    raw = obj.get("published_at")
+    if raw is None:
+        return fallback
+    if not isinstance(raw, str):
+        raise InvalidMessage("bad_published_at", "'published_at' must be an RFC 3339 string")
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        raise InvalidMessage("bad_published_at", f"{raw[:64]!r} is not RFC 3339 ({exc})") from exc
+
+
+def decode_news(payload: bytes, fallback_time: datetime) -> NewsItem:
+    """Validate one ``news.raw`` payload. Raises InvalidMessage with a DLQ reason.
+
+    ``fallback_time`` (the Kafka record time) stands in for a missing ``published_at``.
+    """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage("too_large", f"{len(payload)} bytes, at most {MAX_MESSAGE_BYTES}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage("not_utf8", str(exc)) from exc
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage("not_json", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise InvalidMessage("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    item_id = _parse_id(obj)
+    headline = (_require_str(obj, "headline", optional=True) or "").strip()
+    body = _require_str(obj, "body", optional=True)
+    if not headline and not (body or "").strip():
+        raise InvalidMessage("missing_text", "'headline' or 'body' must be a non-empty string")
+    known = {"id", "headline", "body", "source", "published_at", "tickers"}
+    return NewsItem(
+        id=item_id,
+        headline=headline,
+        body=body,
+        source=_require_str(obj, "source", optional=True) or "",
+        published_at=_parse_published(obj, fallback_time),
+        tickers=_parse_tickers(obj),
+        extra={k: v for k, v in obj.items() if k not in known},
+    )
+
+
+def scored_record(
+    item: NewsItem,
+    prediction: Prediction,
+    model_version: str,
+    scored_at: datetime,
+    ingested_at: datetime,
+) -> dict[str, Any]:
+    """The ``news.scored`` JSON object for one item (keyed by ``topic`` on the topic)."""
+    return {
+        **item.to_dict(),
+        "topic": prediction.topic,
+        "topic_probs": {k: round(v, 6) for k, v in prediction.topic_probs.items()},
+        "sentiment": prediction.sentiment,
+        "sentiment_probs": {k: round(v, 6) for k, v in prediction.sentiment_probs.items()},
+        "sentiment_score": round(prediction.sentiment_score, 6),
+        "model_version": model_version,
+        "scored_at": format_time(scored_at),
+        "ingested_at": format_time(ingested_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    """A ``news.scored`` record as the aggregator reads it."""
+
+    id: str
+    headline: str
+    topic: str
+    sentiment: str
+    sentiment_score: float
+    negative_prob: float
+    published_at: datetime
+    ingested_at: datetime
+    tickers: tuple[str, ...]
+
+
+def decode_scored(payload: bytes) -> ScoredItem:
+    """Parse a ``news.scored`` record. Raises InvalidMessage (reason ``not_json`` etc.)."""
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+        probs = obj.get("sentiment_probs") or {}
+        return ScoredItem(
+            id=str(obj["id"]),
+            headline=str(obj.get("headline") or obj.get("body") or "")[:500],
+            topic=str(obj["topic"]),
+            sentiment=str(obj["sentiment"]),
+            sentiment_score=float(obj.get("sentiment_score", 0.0)),
+            negative_prob=float(probs.get("negative", 1.0 if obj["sentiment"] == "negative" else 0)),
+            published_at=parse_time(obj["published_at"]),
+            ingested_at=parse_time(obj.get("ingested_at") or obj["scored_at"]),
+            tickers=tuple(_as_str_list(obj.get("tickers"))),
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidMessage("not_json", f"bad scored record: {exc!r}") from exc
+
+
+def _as_str_list(value: object) -> Sequence[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []

@@ -1,0 +1,160 @@
+"""Every FinMon metric, defined in one place against an injected registry.
+
+Naming: ``finmon_<subsystem>_<name>_<unit>``; counters end in ``_total``. Label values are bounded:
+topic (the model's label set), sentiment (three values), reason (the DLQ reason codes), rule,
+severity, key_kind, stage. Window and detector state is exported by a custom collector
+(:meth:`Metrics.register_collector`), not by gauges set all over the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS_SEC = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+STAGE_BUCKETS_SEC = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+BATCH_TOKEN_BUCKETS = (64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The instruments of one process. Build with :func:`build_metrics`; tests use a fresh one."""
+
+    registry: CollectorRegistry
+    # ingest / classify
+    messages_consumed: Counter
+    items_scored: Counter
+    dlq_messages: Counter
+    duplicates_skipped: Counter
+    model_errors: Counter
+    produce_errors: Counter
+    batch_size: Histogram
+    batch_tokens: Histogram
+    stage_seconds: Histogram
+    queue_depth: Gauge
+    consumer_lag: Gauge
+    # aggregate
+    items_aggregated: Counter
+    late_items: Counter
+    windows_closed: Counter
+    e2e_latency_seconds: Histogram
+    last_item_timestamp_seconds: Gauge
+    # alerts
+    alerts_raised: Counter
+    webhook_deliveries: Counter
+    webhook_outbox_depth: Gauge
+    up: Gauge
+
+    def register_collector(self, collector: Collector) -> None:
+        """Expose derived state (windows, detectors) computed at scrape time."""
+        self.registry.register(collector)
+
+
+def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """Create every instrument on ``registry`` (a fresh one when omitted)."""
+    reg = registry if registry is not None else CollectorRegistry()
+    return Metrics(
+        registry=reg,
+        messages_consumed=Counter(
+            "finmon_ingest_messages_consumed_total", "Messages read from news.raw.", registry=reg
+        ),
+        items_scored=Counter(
+            "finmon_classify_items_total",
+            "Items scored and acknowledged on news.scored, by predicted topic and sentiment.",
+            ["topic", "sentiment"],
+            registry=reg,
+        ),
+        dlq_messages=Counter(
+            "finmon_ingest_dlq_messages_total",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=reg,
+        ),
+        duplicates_skipped=Counter(
+            "finmon_aggregate_duplicates_total",
+            "Scored records already counted (at-least-once redelivery), skipped by id.",
+            registry=reg,
+        ),
+        model_errors=Counter(
+            "finmon_classify_model_errors_total", "Batches the model failed on.", registry=reg
+        ),
+        produce_errors=Counter(
+            "finmon_ingest_produce_errors_total",
+            "Produce attempts the broker did not acknowledge (the batch is retried).",
+            registry=reg,
+        ),
+        batch_size=Histogram(
+            "finmon_classify_batch_size_items", "Items per model batch.",
+            buckets=BATCH_SIZE_BUCKETS, registry=reg,
+        ),
+        batch_tokens=Histogram(
+            "finmon_classify_batch_tokens", "Padded tokens per model batch.",
+            buckets=BATCH_TOKEN_BUCKETS, registry=reg,
+        ),
+        stage_seconds=Histogram(
+            "finmon_classify_stage_seconds",
+            "Seconds per batch spent in each stage (tokenize, forward, postprocess, produce).",
+            ["stage"],
+            buckets=STAGE_BUCKETS_SEC,
+            registry=reg,
+        ),
+        queue_depth=Gauge(
+            "finmon_classify_queue_depth_items", "Items waiting for the model.", registry=reg
+        ),
+        consumer_lag=Gauge(
+            "finmon_ingest_consumer_lag_messages",
+            "Messages behind the end of the log, summed over assigned partitions.",
+            ["group"],
+            registry=reg,
+        ),
+        items_aggregated=Counter(
+            "finmon_aggregate_items_total",
+            "Scored items counted into windows, by topic and sentiment.",
+            ["topic", "sentiment"],
+            registry=reg,
+        ),
+        late_items=Counter(
+            "finmon_aggregate_late_items_total",
+            "Items whose event time was behind the watermark (reported, not windowed).",
+            ["topic"],
+            registry=reg,
+        ),
+        windows_closed=Counter(
+            "finmon_aggregate_windows_closed_total",
+            "Windows closed, by key kind and what closed them (watermark or idle).",
+            ["key_kind", "reason"],
+            registry=reg,
+        ),
+        e2e_latency_seconds=Histogram(
+            "finmon_aggregate_e2e_latency_seconds",
+            "Seconds from arrival on news.raw to being counted by the aggregator.",
+            buckets=LATENCY_BUCKETS_SEC,
+            registry=reg,
+        ),
+        last_item_timestamp_seconds=Gauge(
+            "finmon_aggregate_last_item_timestamp_seconds",
+            "Unix time at which the aggregator last counted an item.",
+            registry=reg,
+        ),
+        alerts_raised=Counter(
+            "finmon_alerts_events_total",
+            "Alert transitions raised, by rule, key kind, severity and status.",
+            ["rule", "key_kind", "severity", "status"],
+            registry=reg,
+        ),
+        webhook_deliveries=Counter(
+            "finmon_alerts_webhook_deliveries_total",
+            "Webhook delivery attempts, by outcome (ok, retry, failed).",
+            ["outcome"],
+            registry=reg,
+        ),
+        webhook_outbox_depth=Gauge(
+            "finmon_alerts_webhook_outbox_depth",
+            "Webhook notifications waiting in the durable outbox.",
+            registry=reg,
+        ),
+        up=Gauge("finmon_up", "1 while the process runs its roles.", ["role"], registry=reg),
+    )

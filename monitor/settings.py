@@ -1,0 +1,227 @@
+"""Frozen, validated settings, read once at the entry point.
+
+Sources, lowest precedence first: field defaults, the YAML config file, environment variables
+``FINMON_<SECTION>__<KEY>`` (for example ``FINMON_KAFKA__BOOTSTRAP_SERVERS=broker:9092``). Inner code
+receives these typed objects and never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from monitor.errors import ConfigError
+
+ENV_PREFIX = "FINMON_"
+ENV_NESTED_DELIMITER = "__"
+
+Role = Literal["classify", "aggregate", "all"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    """Where the broker is, which topics FinMon uses, and how consumers behave."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    raw_topic: str = "news.raw"
+    scored_topic: str = "news.scored"
+    dlq_topic: str = "news.dlq"
+    classify_group: str = "finmon-classify"
+    aggregate_group: str = "finmon-aggregate"
+    client_id: str = "finmon"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # A modest poll interval: a stuck worker leaves the group fast, and group joins complete quickly.
+    max_poll_interval_ms: int = Field(default=30_000, ge=1_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    max_poll_records: int = Field(default=256, ge=1)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    producer_acks: Literal["all", "1"] = "all"
+    produce_timeout_sec: float = Field(default=30.0, gt=0)
+    create_topics: bool = True
+    topic_partitions: int = Field(default=3, ge=1)
+    # Passed unchanged to kafka-python clients: security_protocol, sasl_mechanism,
+    # sasl_plain_username, ssl_cafile, ... Secrets go in client_secrets.
+    client_options: dict[str, str | int | bool] = Field(default_factory=dict)
+    client_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for host in value.split(","):
+            if ":" not in host.strip():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    def client_config(self) -> dict[str, Any]:
+        """kafka-python keyword arguments shared by every client (bootstrap, SASL/SSL)."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+        }
+        config.update(self.client_options)
+        config.update({k: v.get_secret_value() for k, v in self.client_secrets.items()})
+        return config
+
+
+class ModelSettings(_Frozen):
+    """Which model the classify role serves, and how it batches."""
+
+    # Exported FinMon model directory (pipelines' format). Empty: `finmon demo` trains one.
+    path: str = ""
+    device: Device = "auto"
+    max_batch_items: int = Field(default=64, ge=1)
+    max_batch_tokens: int = Field(default=8192, ge=16)
+    max_wait_ms: int = Field(default=20, ge=0)
+    max_length_tokens: int = Field(default=128, ge=8, le=512)
+
+
+class AggregateSettings(_Frozen):
+    """Event-time windows and the negative-share spike rule."""
+
+    window_ms: int = Field(default=60_000, ge=1_000)
+    allowed_lateness_ms: int = Field(default=30_000, ge=0)
+    idle_close_ms: int = Field(default=120_000, ge=0)
+    min_volume: int = Field(default=20, ge=1)
+    negative_share_threshold: float = Field(default=0.5, gt=0, le=1)
+    consecutive_windows: int = Field(default=1, ge=1)
+    resolve_windows: int = Field(default=2, ge=1)
+
+
+class AlertSettings(_Frozen):
+    """Where alert webhooks go and how delivery is retried."""
+
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: SecretStr | None = None
+    timeout_sec: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_initial_sec: float = Field(default=0.5, gt=0)
+    backoff_max_sec: float = Field(default=60.0, gt=0)
+    top_headlines: int = Field(default=5, ge=0, le=50)
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL must start with http:// or https://, got {url!r}")
+        return value
+
+
+class MetricsSettings(_Frozen):
+    """The Prometheus /metrics endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class StateSettings(_Frozen):
+    """Local state (SQLite): webhook outbox, window and baseline snapshots."""
+
+    dir: str = "./finmon-state"
+
+
+class Settings(_Frozen):
+    """Everything a FinMon process needs, validated once at start-up."""
+
+    role: Role = "all"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    aggregate: AggregateSettings = Field(default_factory=AggregateSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested dict from ``FINMON_SECTION__KEY=value`` variables (values parsed as YAML scalars)."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(name, "conflicts with another FINMON_ variable", "remove one")
+        node[path[-1]] = _parse_env_value(raw)
+    return tree
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    # Keep strings that YAML would turn into dates or None as plain text.
+    return raw if value is None or not isinstance(value, str | int | float | bool | list) else value
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found", "pass an existing --config FILE")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"is not valid YAML ({exc})", "fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "top level must be a mapping", "see configs/finmon.example.yaml")
+    return data
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from defaults, the config file, ``FINMON_*`` variables and ``overrides``.
+
+    Raises ConfigError naming the first bad key (for example ``kafka.max_poll_interval_ms``), what
+    is wrong with it and how to fix it.
+    """
+    data: dict[str, Any] = _read_file(Path(path)) if path else {}
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    data = _merge(data, overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "<root>"
+        fix = _fix_hint(first["type"], key)
+        raise ConfigError(key, first["msg"], fix) from exc
+
+
+def _fix_hint(error_type: str, key: str) -> str:
+    env = ENV_PREFIX + key.upper().replace(".", ENV_NESTED_DELIMITER)
+    if error_type == "extra_forbidden":
+        return "remove it or check its spelling against configs/finmon.example.yaml"
+    return f"set a valid value in the config file or in {env}"
