@@ -66,8 +66,12 @@ class AlertEvent:
             "at_ms": self.at_ms,
             "idempotency_key": self.idempotency_key,
             "headlines": [
-                {"id": h.id, "headline": h.headline, "negative_prob": h.negative_prob,
-                 "published_at_ms": h.published_at_ms}
+                {
+                    "id": h.id,
+                    "headline": h.headline,
+                    "negative_prob": h.negative_prob,
+                    "published_at_ms": h.published_at_ms,
+                }
                 for h in self.headlines
             ],
             "labels": dict(self.labels),

@@ -30,6 +30,7 @@ DLQ_SOURCE_HEADER = "finmon-dlq-source"
 
 # Every reason code the worker can emit; a bounded set, so it is safe as a metric label.
 DLQ_REASONS: tuple[str, ...] = (
+    "empty",
     "too_large",
     "not_utf8",
     "not_json",
@@ -151,6 +152,8 @@ def decode_news(payload: bytes, fallback_time: datetime) -> NewsItem:
 
     ``fallback_time`` (the Kafka record time) stands in for a missing ``published_at``.
     """
+    if not payload:
+        raise InvalidMessage("empty", "message has no value (tombstone or empty payload)")
     if len(payload) > MAX_MESSAGE_BYTES:
         raise InvalidMessage("too_large", f"{len(payload)} bytes, at most {MAX_MESSAGE_BYTES}")
     try:

@@ -86,15 +86,40 @@ class ModelSettings(_Frozen):
 
 
 class AggregateSettings(_Frozen):
-    """Event-time windows and the negative-share spike rule."""
+    """Event-time windows, the negative-share spike and volume surge detectors, their state."""
 
     window_ms: int = Field(default=60_000, ge=1_000)
     allowed_lateness_ms: int = Field(default=30_000, ge=0)
+    # Wall-clock quiet time after which the watermark advances without new items.
     idle_close_ms: int = Field(default=120_000, ge=0)
+    # Items an evaluation (pooled over up to evaluation_windows) needs before it can breach.
     min_volume: int = Field(default=20, ge=1)
-    negative_share_threshold: float = Field(default=0.5, gt=0, le=1)
-    consecutive_windows: int = Field(default=1, ge=1)
+    # Floor: an evaluation whose negative share is below this never breaches.
+    negative_share_threshold: float = Field(default=0.1, gt=0, le=1)
+    consecutive_windows: int = Field(default=2, ge=1)
     resolve_windows: int = Field(default=2, ge=1)
+    evaluation_windows: int = Field(default=3, ge=1, le=60)
+    spike_z: float = Field(default=4.0, gt=0)
+    spike_critical_z: float = Field(default=8.0, gt=0)
+    resolve_z: float = Field(default=1.5)
+    min_share_rise: float = Field(default=0.05, ge=0, le=1)
+    baseline_prior_share: float = Field(default=0.2, gt=0, lt=1)
+    baseline_prior_items: float = Field(default=100.0, gt=0)
+    baseline_half_life_windows: float = Field(default=240.0, gt=0)
+    # Prior for the window-to-window spread of the share beyond binomial noise.
+    baseline_prior_spread: float = Field(default=0.03, ge=0, le=1)
+    max_alert_windows: int = Field(default=180, ge=1)
+    volume_z: float = Field(default=5.0, gt=0)
+    volume_min_ratio: float = Field(default=3.0, gt=1)
+    volume_critical_ratio: float = Field(default=6.0, gt=1)
+    volume_warmup_windows: int = Field(default=30, ge=0)
+    volume_half_life_windows: float = Field(default=30.0, gt=0)
+    cooldown_ms: int = Field(default=900_000, ge=0)
+    max_ticker_series: int = Field(default=200, ge=0)
+    max_tracked_ids: int = Field(default=200_000, ge=1)
+    max_future_ms: int = Field(default=300_000, ge=0)
+    max_fill_windows: int = Field(default=120, ge=1)
+    state_file: str = "aggregate.sqlite"
 
 
 class AlertSettings(_Frozen):
@@ -107,6 +132,10 @@ class AlertSettings(_Frozen):
     backoff_initial_sec: float = Field(default=0.5, gt=0)
     backoff_max_sec: float = Field(default=60.0, gt=0)
     top_headlines: int = Field(default=5, ge=0, le=50)
+    # Durable outbox bounds: pending rows past the cap drop the oldest; finished rows are kept
+    # this long so a re-submitted transition is not sent twice.
+    outbox_max_pending: int = Field(default=10_000, ge=1)
+    outbox_retention_sec: float = Field(default=7 * 86_400.0, gt=0)
 
     @field_validator("webhook_urls", mode="before")
     @classmethod

@@ -33,3 +33,30 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "twitter-financial-news").is_dir():
         pytest.skip(f"../shared/data not found at {SHARED_DATA}: labelled data tests skipped")
     return SHARED_DATA
+
+
+TINY_TOPICS = ("Earnings", "M&A | Investments", "Macro", "Legal | Regulation")
+
+
+def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer BERT with both heads, in the export format (no download)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from monitor.classify.base import resolve_base_model
+    from monitor.classify.model import ModelMeta, MultiTaskModel, default_labels, save_model
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+    )
+    meta = ModelMeta(labels=default_labels(TINY_TOPICS), max_length_tokens=64, version="tiny-test")
+    model = MultiTaskModel(BertModel(config), meta)
+    return save_model(model.eval(), tokenizer, out_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))

@@ -1,0 +1,139 @@
+"""The training configuration: a frozen, keyword-only dataclass, loadable from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from monitor.classify.base import DEFAULT_BASE_MODEL
+from pipelines.errors import TrainConfigError
+from pipelines.labels import TWITTER_TOPICS
+
+Device = Literal["auto", "cpu", "cuda"]
+Dedup = Literal["none", "exact", "normalised"]
+Leakage = Literal["report", "drop", "error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything a training run depends on; recorded in the model card.
+
+    Data: ``*_train`` files are split into train and a stratified, grouped holdout
+    (``holdout_fraction``) used for early stopping and model selection. ``*_test`` files are only
+    scored after training, for the card; nothing is selected on them. Relative paths resolve
+    against ``data_root`` (the YAML file's directory when loaded with :func:`load_config`).
+
+    Optimisation: AdamW (``lr`` for the encoder, ``lr * head_lr_multiplier`` for the heads),
+    linear warmup over ``warmup_fraction`` of the steps then linear decay to zero, gradient
+    clipping at ``grad_clip_norm``. The holdout is scored ``evals_per_epoch`` times per epoch;
+    training stops after ``patience_evals`` scores without a gain in mean macro-F1.
+
+    ``max_minutes`` caps wall time: after ``budget_probe_steps`` steps the decay is shortened so
+    it ends inside the budget; the run then stops, and the best holdout state is exported.
+    """
+
+    base_model: str = DEFAULT_BASE_MODEL
+    sentiment_train: str | None = None
+    topic_train: str | None = None
+    sentiment_test: str | None = None
+    topic_test: str | None = None
+    data_root: str | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    topic_labels: tuple[str, ...] = TWITTER_TOPICS
+    dedup: Dedup = "normalised"
+    leakage: Leakage = "report"
+    holdout_fraction: float = 0.1
+    class_weights: bool = False
+    epochs: float = 3.0
+    lr: float = 8e-5
+    head_lr_multiplier: float = 10.0
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length_tokens: int = 64
+    grad_clip_norm: float = 1.0
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = 0.1
+    evals_per_epoch: int = 2
+    patience_evals: int = 4
+    seed: int = 13
+    max_minutes: float | None = None
+    budget_probe_steps: int = 20
+    device: Device = "auto"
+    num_threads: int | None = None
+    lora_rank: int | None = None
+    lora_alpha: float = 16.0
+    version: str | None = None
+    keep_checkpoint: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("epochs", self.epochs > 0, "must be > 0"),
+            ("lr", self.lr > 0, "must be > 0"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
+            ("max_length_tokens", 8 <= self.max_length_tokens <= 512, "must be in 8..512"),
+            ("holdout_fraction", 0 <= self.holdout_fraction < 0.5, "must be in [0, 0.5)"),
+            ("warmup_fraction", 0 <= self.warmup_fraction < 1, "must be in [0, 1)"),
+            ("evals_per_epoch", self.evals_per_epoch >= 1, "must be >= 1"),
+            ("patience_evals", self.patience_evals >= 1, "must be >= 1"),
+            ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
+            ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
+            ("topic_labels", len(set(self.topic_labels)) == len(self.topic_labels) > 1,
+             "needs two or more distinct names"),
+        ]
+        for key, ok, problem in checks:
+            if not ok:
+                raise TrainConfigError(key, f"{problem}, got {getattr(self, key)!r}")
+
+    def path(self, value: str) -> Path:
+        """A data path, resolved against ``data_root`` when relative."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or not self.data_root else Path(self.data_root) / path
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["topic_labels"] = list(self.topic_labels)
+        out["extra"] = dict(self.extra)
+        return out
+
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def config_from_mapping(data: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+    """Build a config from a mapping plus non-None overrides; unknown keys raise."""
+    merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = sorted(set(merged) - FIELDS)
+    if unknown:
+        raise TrainConfigError(unknown[0], f"unknown key (known: {', '.join(sorted(FIELDS))})")
+    if "topic_labels" in merged:
+        merged["topic_labels"] = tuple(merged["topic_labels"])
+    try:
+        return TrainConfig(**merged)
+    except TypeError as exc:
+        raise TrainConfigError("?", str(exc)) from exc
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
+    """Read a YAML config (relative data paths resolve against its directory) plus overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            loaded = yaml.safe_load(file.read_text("utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise TrainConfigError(str(file), f"unreadable YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise TrainConfigError(str(file), "top level must be a mapping")
+        data = dict(loaded)
+        data.setdefault("data_root", str(file.resolve().parent))
+    return config_from_mapping(data, **overrides)

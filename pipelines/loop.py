@@ -1,0 +1,252 @@
+"""The optimisation loop: masked multi-task loss, AdamW steps, holdout scoring, early stopping.
+
+One object owns the model during training. Holdout scores select the exported state; the test
+sets never reach this module. Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from monitor.classify.model import MultiTaskModel
+from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
+from pipelines.checkpoint import Checkpointer
+from pipelines.config import TrainConfig
+from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
+from pipelines.scoring import confusion, report
+
+logger = logging.getLogger(__name__)
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass
+class LoopState:
+    """Progress that a checkpoint restores: step counters, best holdout score, history."""
+
+    step: int = 0
+    total_steps: int = 0
+    warmup_steps: int = 0
+    best_score: float = -1.0
+    best_step: int = 0
+    evals_since_best: int = 0
+    elapsed_sec: float = 0.0
+    stopped: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One task's holdout, already encoded (labels for that task only)."""
+
+    data: Encoded
+    names: tuple[str, ...]
+
+
+def masked_loss(
+    logits: Mapping[str, torch.Tensor],
+    labels: Mapping[str, torch.Tensor],
+    weights: Mapping[str, torch.Tensor | None],
+) -> torch.Tensor:
+    """Summed cross-entropy over every (example, task) pair that has a label, divided by their
+    count; tasks an example lacks (label ``IGNORE``) contribute nothing."""
+    total = next(iter(logits.values())).new_zeros(())
+    count = 0
+    for task, task_logits in logits.items():
+        target = labels[task]
+        mask = target != IGNORE
+        if mask.any():
+            total = total + nn.functional.cross_entropy(
+                task_logits[mask].float(), target[mask], weight=weights.get(task), reduction="sum"
+            )
+            count += int(mask.sum())
+    return total / max(count, 1)
+
+
+class TrainLoop:
+    """Runs steps until the planned total, early stopping, or the time budget."""
+
+    def __init__(
+        self,
+        *,
+        model: MultiTaskModel,
+        optimizer: torch.optim.Optimizer,
+        config: TrainConfig,
+        train_data: Encoded,
+        holdouts: Mapping[str, Holdout],
+        class_weights: Mapping[str, torch.Tensor | None],
+        pad_id: int,
+        device: torch.device,
+        state: LoopState,
+        checkpointer: Checkpointer | None,
+        clock: Callable[[], float],
+        progress: bool,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.config = config
+        self.data = train_data
+        self.holdouts = holdouts
+        self.class_weights = class_weights
+        self.pad_id = pad_id
+        self.device = device
+        self.state = state
+        self.checkpointer = checkpointer
+        self.clock = clock
+        self.progress = progress
+        self.best: StateDict | None = None
+        self.per_epoch = max(1, -(-len(train_data) // config.batch_size))
+        self.eval_every = max(1, round(self.per_epoch / config.evals_per_epoch))
+        self._lengths = train_data.lengths()
+        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+        self._base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        for group, base in zip(optimizer.param_groups, self._base_lrs, strict=True):
+            group["initial_lr"] = base
+        self._eval_sec = 0.0
+
+    def run(self) -> StateDict:
+        """Train and return the best holdout state (CPU tensors). Blocking."""
+        start, start_step = self.clock(), self.state.step
+        bar = tqdm(total=self.state.total_steps, initial=self.state.step, disable=not self.progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        running: float | None = None
+        self._eval_sec = 0.0
+        self.model.train()
+        while self.state.step < self.state.total_steps and not self.state.stopped:
+            loss = self._step()
+            running = loss if running is None else 0.98 * running + 0.02 * loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            elapsed = self.state.elapsed_sec + self.clock() - start
+            if self._eval_due():
+                eval_start = self.clock()
+                self._evaluate(elapsed, running)
+                self._eval_sec += self.clock() - eval_start
+            self._fit_budget(start, start_step, bar)
+        bar.close()
+        self.state.elapsed_sec += self.clock() - start
+        if not self.state.history or self.state.history[-1]["step"] != self.state.step:
+            self._evaluate(self.state.elapsed_sec, running)
+        self.state.stopped = self.state.stopped or "planned steps done"
+        if self.best is None:
+            self.best = _cpu_state(self.model)
+        return self.best
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            self._epoch_cache = (
+                epoch,
+                epoch_batches(self._lengths, self.config.batch_size, self.config.seed + epoch),
+            )
+        return self._epoch_cache[1]
+
+    def _step(self) -> float:
+        epoch, index = divmod(self.state.step, self.per_epoch)
+        inputs, labels = collate(self.data, self._batches(epoch)[index], self.pad_id, self.device)
+        schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
+            group["lr"] = base * schedule.factor(self.state.step)
+        with self._autocast():
+            logits = self.model(**inputs)
+        loss = masked_loss(logits, labels, self.class_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
+        self.optimizer.step()
+        self.state.step += 1
+        return float(loss.detach())
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _eval_due(self) -> bool:
+        step = self.state.step
+        return step % self.eval_every == 0 or step == self.state.total_steps
+
+    def _evaluate(self, elapsed_sec: float, running_loss: float | None) -> None:
+        scores = {task: self._score(task, h) for task, h in self.holdouts.items()}
+        score = float(np.mean([s["macro_f1"] for s in scores.values()])) if scores else 0.0
+        record = {"step": self.state.step, "epoch": self.state.step / self.per_epoch,
+                  "elapsed_sec": round(elapsed_sec, 1), "loss": running_loss,
+                  "holdout": scores, "score": score}
+        self.state.history.append(record)
+        if score > self.state.best_score:
+            self.state.best_score, self.state.best_step = score, self.state.step
+            self.state.evals_since_best = 0
+            self.best = _cpu_state(self.model)
+        else:
+            self.state.evals_since_best += 1
+            if self.state.evals_since_best >= self.config.patience_evals:
+                self.state.stopped = f"early stop: no holdout gain in {self.config.patience_evals} evals"
+        logger.info("step %d: holdout %s (best %.4f at %d)", self.state.step,
+                    {t: round(s["macro_f1"], 4) for t, s in scores.items()},
+                    self.state.best_score, self.state.best_step)
+        if self.checkpointer is not None:
+            snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
+            self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
+
+    def _score(self, task: str, holdout: Holdout) -> dict[str, float]:
+        from pipelines.predict import _run
+
+        if not len(holdout.data):
+            return {"accuracy": 0.0, "macro_f1": 0.0}
+        probs = _run(self.model, holdout.data, task, self.config.eval_batch_size, self.pad_id,
+                     self.device)
+        truth = holdout.data.labels[task]
+        rep = report(confusion(truth, probs.argmax(axis=1), len(holdout.names)), holdout.names)
+        return {"accuracy": rep.accuracy, "macro_f1": rep.macro_f1}
+
+    def _fit_budget(self, start: float, start_step: int, bar: Any) -> None:
+        if self.config.max_minutes is None:
+            return
+        budget = self.config.max_minutes * 60.0
+        elapsed = self.state.elapsed_sec + self.clock() - start
+        done = self.state.step - start_step
+        if elapsed >= budget:
+            self.state.stopped = f"time budget of {self.config.max_minutes} min reached"
+            return
+        if done < self.config.budget_probe_steps or (done % self.config.budget_probe_steps):
+            return
+        evals = sum(1 for h in self.state.history if h["step"] > start_step)
+        session_sec = self.clock() - start
+        sec_per_step = max(session_sec - self._eval_sec, 0.0) / done
+        probe = BudgetProbe(
+            done_steps=self.state.step, elapsed_sec=elapsed, sec_per_step=sec_per_step,
+            sec_per_eval=self._eval_sec / evals if evals else self._guess_eval_sec(sec_per_step),
+            steps_per_eval=self.eval_every,
+        )
+        fitted = fit_total_steps(probe, self.state.total_steps, budget)
+        if fitted < self.state.total_steps:
+            logger.info("time budget: %d planned steps cut to %d", self.state.total_steps, fitted)
+            self.state.total_steps = fitted
+            self.state.warmup_steps = min(self.state.warmup_steps, fitted // 2)
+            bar.total = fitted
+            bar.refresh()
+
+    def _guess_eval_sec(self, sec_per_step: float) -> float:
+        # Before the first holdout score: inference costs about a third of a training step per item.
+        items = sum(len(h.data) for h in self.holdouts.values())
+        return sec_per_step * items / self.config.batch_size / 3.0
+
+
+def _cpu_state(model: nn.Module) -> StateDict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def restore(model: nn.Module, state: StateDict) -> None:
+    model.load_state_dict(copy.copy(state))
+
+
+__all__: Sequence[str] = ["Holdout", "LoopState", "TrainLoop", "masked_loss", "restore"]

@@ -1,0 +1,53 @@
+"""Batched inference for training-time scoring and ``finmon evaluate``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from monitor.classify.model import MultiTaskModel
+from monitor.classify.text import normalise
+from pipelines.batching import Encoded, collate, encode, eval_batches
+
+
+def predict_probs(
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    task: str,
+    *,
+    batch_size: int = 128,
+    max_length_tokens: int | None = None,
+    device: torch.device | None = None,
+    clean: bool = True,
+) -> np.ndarray:
+    """Softmax probabilities ``[len(texts), n_labels]`` of one task head. Blocking; no grad.
+
+    Texts are normalised as the server does unless ``clean`` is false (already normalised).
+    """
+    if task not in model.heads:
+        raise KeyError(f"model has no {task!r} head (heads: {list(model.heads)})")
+    device = device or next(model.parameters()).device
+    length = max_length_tokens or model.meta.max_length_tokens
+    prepared = [normalise(t) for t in texts] if clean else list(texts)
+    data = encode(tokenizer, {task: (prepared, np.zeros(len(prepared)))}, [task], length)
+    return _run(model, data, task, batch_size, int(tokenizer.pad_token_id or 0), device)
+
+
+def _run(
+    model: MultiTaskModel, data: Encoded, task: str, batch_size: int, pad_id: int,
+    device: torch.device,
+) -> np.ndarray:
+    out = np.zeros((len(data), len(model.meta.labels[task])), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for index in eval_batches(data.lengths(), batch_size):
+            inputs, _ = collate(data, index, pad_id, device)
+            logits = model(**inputs)[task].float()
+            out[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+    model.train(was_training)
+    return out

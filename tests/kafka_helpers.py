@@ -1,0 +1,68 @@
+"""Small helpers for tests that talk to the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from monitor.settings import KafkaSettings
+
+
+def unique_kafka_settings(bootstrap: str, **extra: Any) -> KafkaSettings:
+    """Fresh topic and group names per test, short group timeouts for the embedded broker."""
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        raw_topic=f"news.raw.{tag}", scored_topic=f"news.scored.{tag}", dlq_topic=f"news.dlq.{tag}",
+        classify_group=f"classify-{tag}", aggregate_group=f"aggregate-{tag}",
+        max_poll_interval_ms=6_000, session_timeout_ms=6_000, heartbeat_interval_ms=1_000,
+        max_poll_records=64, **extra,
+    )
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    futures = [producer.send(topic, value=v) for v in values]
+    producer.flush(30)
+    for f in futures:
+        f.get(30)
+    producer.close()
+    return len(futures)
+
+
+def drain(
+    bootstrap: str, topic: str, until: Callable[[list[Any]], bool], timeout_sec: float = 60.0
+) -> list[Any]:
+    """Read ``topic`` from the start (no group) until ``until(records)`` or the timeout."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    deadline = time.monotonic() + timeout_sec
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    from kafka import TopicPartition
+
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    records: list[Any] = []
+    while time.monotonic() < deadline and not until(records):
+        for batch in consumer.poll(timeout_ms=300).values():
+            records.extend(batch)
+    consumer.close()
+    return records
+
+
+def news(i: int, **fields: Any) -> bytes:
+    body = {
+        "id": f"n-{i}", "headline": f"Company {i} shares fall after weak guidance",
+        "body": None, "source": "test", "published_at": "2026-11-28T10:00:00Z",
+        "tickers": ["ACME"],
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
