@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from string import Template
 from typing import Annotated
 
 import typer
 
 from alerts.receiver import ReceivedAlert, ReceiverConfig, WebhookReceiver
 from alerts.signing import DEFAULT_TOLERANCE_SEC
+from monitor.errors import ConfigError
+
+TEMPLATE_SUFFIX = ".tmpl"
+VALUES_FILE = "values.env"
 
 
 def _print_alert(alert: ReceivedAlert) -> None:
@@ -62,6 +69,64 @@ def webhook_receiver(
         receiver.stop()
 
 
+def read_values(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments and blank lines skipped)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}", "is not KEY=VALUE", "fix or remove the line")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def render_deploy(src: Path, out: Path, overrides: Mapping[str, str] | None = None) -> list[Path]:
+    """Copy the ``deploy/`` tree to ``out``, filling ``*.tmpl`` files from ``values.env``.
+
+    ``RULES_DIR`` defaults to the rendered ``prometheus/rules``. Returns the rendered files.
+    Raises ConfigError naming a placeholder that has no value.
+    """
+    values = {"RULES_DIR": str((out / "prometheus" / "rules").resolve())}
+    values |= read_values(src / VALUES_FILE) | dict(overrides or {})
+    rendered: list[Path] = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = out / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix != TEMPLATE_SUFFIX:
+            shutil.copyfile(path, target)
+            continue
+        target = target.with_suffix("")
+        try:
+            target.write_text(Template(path.read_text("utf-8")).substitute(values), "utf-8")
+        except KeyError as exc:
+            raise ConfigError(
+                str(exc.args[0]),
+                f"no value for ${{{exc.args[0]}}} in {path}",
+                "add it to values.env or pass --set KEY=VALUE",
+            ) from exc
+        rendered.append(target)
+    return rendered
+
+
+def deploy_render(
+    *,
+    out: Annotated[Path, typer.Option(help="Directory to write the rendered configs to.")],
+    src: Annotated[Path, typer.Option(help="The deploy/ directory.")] = Path("deploy"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE overriding deploy/values.env (repeatable)."),
+    ] = None,
+) -> None:
+    """Render the Prometheus and Alertmanager configs (``*.tmpl``) for one deployment."""
+    overrides = dict(item.split("=", 1) for item in set_ or [] if "=" in item)
+    for path in render_deploy(src, out, overrides):
+        typer.echo(str(path))
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("webhook-receiver")(webhook_receiver)
+    app.command("deploy-render")(deploy_render)

@@ -86,10 +86,16 @@ class SpikeParams:
     @classmethod
     def from_settings(cls, s: AggregateSettings) -> SpikeParams:
         return cls(
-            evaluation_windows=s.evaluation_windows, min_volume=s.min_volume, z=s.spike_z,
-            critical_z=s.spike_critical_z, resolve_z=s.resolve_z, min_rise=s.min_share_rise,
-            min_share=s.negative_share_threshold, prior_share=s.baseline_prior_share,
-            prior_items=s.baseline_prior_items, prior_spread=s.baseline_prior_spread,
+            evaluation_windows=s.evaluation_windows,
+            min_volume=s.min_volume,
+            z=s.spike_z,
+            critical_z=s.spike_critical_z,
+            resolve_z=s.resolve_z,
+            min_rise=s.min_share_rise,
+            min_share=s.negative_share_threshold,
+            prior_share=s.baseline_prior_share,
+            prior_items=s.baseline_prior_items,
+            prior_spread=s.baseline_prior_spread,
             half_life_windows=s.baseline_half_life_windows,
         )
 
@@ -128,7 +134,7 @@ class NegativeShareSpike:
         p = self.params
         best: tuple[float, float, int] | None = None
         negative = volume = 0
-        for windows, stats in enumerate(reversed(history[-p.evaluation_windows :]), start=1):
+        for windows, stats in enumerate(reversed(list(history)[-p.evaluation_windows :]), 1):
             negative += stats.negative
             volume += stats.volume
             if volume < p.min_volume:
@@ -142,7 +148,11 @@ class NegativeShareSpike:
         rise = share - self.baseline
         breach = z >= p.z and rise >= p.min_rise and share >= p.min_share
         return Evaluation(
-            score=z, value=share, baseline=self.baseline, volume=pooled, breach=breach,
+            score=z,
+            value=share,
+            baseline=self.baseline,
+            volume=pooled,
+            breach=breach,
             critical=breach and z >= p.critical_z,
             clear=z < p.resolve_z or rise < p.min_rise / 2,
         )
@@ -168,8 +178,14 @@ class NegativeShareSpike:
         self.shadow_neg = self.shadow_items = 0.0
 
     def to_state(self) -> dict[str, Any]:
-        return {"nw": self.neg_weight, "iw": self.item_weight, "s2": self.spread2,
-                "n": self.learned_windows, "sn": self.shadow_neg, "si": self.shadow_items}
+        return {
+            "nw": self.neg_weight,
+            "iw": self.item_weight,
+            "s2": self.spread2,
+            "n": self.learned_windows,
+            "sn": self.shadow_neg,
+            "si": self.shadow_items,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.neg_weight, self.item_weight = float(state["nw"]), float(state["iw"])
@@ -192,9 +208,13 @@ class SurgeParams:
     @classmethod
     def from_settings(cls, s: AggregateSettings) -> SurgeParams:
         return cls(
-            min_volume=s.min_volume, z=s.volume_z, min_ratio=s.volume_min_ratio,
-            critical_ratio=s.volume_critical_ratio, resolve_z=s.resolve_z,
-            warmup_windows=s.volume_warmup_windows, half_life_windows=s.volume_half_life_windows,
+            min_volume=s.min_volume,
+            z=s.volume_z,
+            min_ratio=s.volume_min_ratio,
+            critical_ratio=s.volume_critical_ratio,
+            resolve_z=s.resolve_z,
+            warmup_windows=s.volume_warmup_windows,
+            half_life_windows=s.volume_half_life_windows,
         )
 
 
@@ -225,7 +245,11 @@ class VolumeSurge:
         )
         half_ratio = 1.0 + (p.min_ratio - 1.0) / 2
         return Evaluation(
-            score=z, value=float(volume), baseline=self.mean, volume=volume, breach=breach,
+            score=z,
+            value=float(volume),
+            baseline=self.mean,
+            volume=volume,
+            breach=breach,
             critical=breach and volume >= p.critical_ratio * self.mean,
             clear=z < p.resolve_z or volume < half_ratio * self.mean,
         )
@@ -250,8 +274,13 @@ class VolumeSurge:
         self.shadow_sum, self.shadow_windows = 0.0, 0
 
     def to_state(self) -> dict[str, Any]:
-        return {"m": self.mean, "v": self.var, "n": self.learned_windows,
-                "ss": self.shadow_sum, "sw": self.shadow_windows}
+        return {
+            "m": self.mean,
+            "v": self.var,
+            "n": self.learned_windows,
+            "ss": self.shadow_sum,
+            "sw": self.shadow_windows,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.mean, self.var = float(state["m"]), float(state["v"])

@@ -115,6 +115,10 @@ class AggregateSettings(_Frozen):
     volume_warmup_windows: int = Field(default=30, ge=0)
     volume_half_life_windows: float = Field(default=30.0, gt=0)
     cooldown_ms: int = Field(default=900_000, ge=0)
+    # Key kinds whose transitions are emitted (all are still windowed and exported as metrics).
+    alert_key_kinds: tuple[Literal["topic", "ticker", "overall"], ...] = (
+        "topic", "ticker", "overall"
+    )
     max_ticker_series: int = Field(default=200, ge=0)
     max_tracked_ids: int = Field(default=200_000, ge=1)
     max_future_ms: int = Field(default=300_000, ge=0)

@@ -1,9 +1,131 @@
-"""Sub-commands of this package for the ``finmon`` CLI."""
+"""Sub-commands of this package for the ``finmon`` CLI: ``train`` and ``evaluate``."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from monitor.errors import FinMonError
+
+logger = logging.getLogger(__name__)
+
+Opt = typer.Option
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+
+
+def train_command(
+    out: Annotated[Path, Opt("--out", help="Directory for the exported model.")],
+    config: Annotated[Path | None, Opt("--config", help="YAML training config.")] = None,
+    resume: Annotated[bool, Opt("--resume", help="Continue from <out>/checkpoint.")] = False,
+    sentiment_train: Annotated[str | None, Opt(help="Sentiment training file.")] = None,
+    topic_train: Annotated[str | None, Opt(help="Topic training file.")] = None,
+    sentiment_test: Annotated[str | None, Opt(help="Sentiment test file (report only).")] = None,
+    topic_test: Annotated[str | None, Opt(help="Topic test file (report only).")] = None,
+    base_model: Annotated[str | None, Opt(help="Local dir, hub id or package:NAME.")] = None,
+    text_col: Annotated[str | None, Opt(help="Text column name.")] = None,
+    label_col: Annotated[str | None, Opt(help="Label column name.")] = None,
+    epochs: Annotated[float | None, Opt(help="Epochs (fractions allowed).")] = None,
+    lr: Annotated[float | None, Opt(help="Peak encoder learning rate.")] = None,
+    batch_size: Annotated[int | None, Opt(help="Training batch size.")] = None,
+    max_length_tokens: Annotated[int | None, Opt(help="Truncate texts to this many tokens.")] = None,
+    max_minutes: Annotated[float | None, Opt(help="Wall-time budget; best state is exported.")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed.")] = None,
+    holdout_fraction: Annotated[float | None, Opt(help="Share of *_train held out.")] = None,
+    class_weights: Annotated[bool | None, Opt("--class-weights/--no-class-weights")] = None,
+    lora_rank: Annotated[int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
+    num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
+    progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+) -> None:
+    """Fine-tune the multi-task model and export it (weights, tokenizer, labels, model card)."""
+    from pipelines.config import load_config
+    from pipelines.train import train
+
+    _logging()
+    overrides: dict[str, Any] = {
+        "sentiment_train": sentiment_train, "topic_train": topic_train,
+        "sentiment_test": sentiment_test, "topic_test": topic_test, "base_model": base_model,
+        "text_col": text_col, "label_col": label_col, "epochs": epochs, "lr": lr,
+        "batch_size": batch_size, "max_length_tokens": max_length_tokens,
+        "max_minutes": max_minutes, "seed": seed, "holdout_fraction": holdout_fraction,
+        "class_weights": class_weights, "lora_rank": lora_rank, "device": device,
+        "num_threads": num_threads,
+    }
+    with _errors():
+        result = train(load_config(config, **overrides), out, progress=progress, resume=resume)
+    typer.echo(json.dumps({"model_dir": str(result.model_dir), "seconds": round(result.seconds, 1),
+                           "steps": result.steps, "stopped": result.stopped,
+                           "metrics": result.metrics}, indent=2))
+
+
+def evaluate_command(
+    model: Annotated[Path, Opt("--model", help="Exported model directory.")],
+    data: Annotated[Path, Opt("--data", help="Labelled CSV, JSONL or Parquet file.")],
+    task: Annotated[str | None, Opt(help="sentiment or topic (inferred when omitted).")] = None,
+    text_col: Annotated[str, Opt(help="Text column name.")] = "text",
+    label_col: Annotated[str, Opt(help="Label column name.")] = "label",
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
+    out_dir: Annotated[Path | None, Opt(help="Where to write JSON and PNG [MODEL/eval].")] = None,
+    robustness: Annotated[bool, Opt("--robustness/--no-robustness")] = True,
+    batch_size: Annotated[int, Opt(help="Inference batch size.")] = 128,
+) -> None:
+    """Score a model on a labelled file; writes a metrics JSON and a confusion-matrix PNG."""
+    from pipelines.evaluate import EvalOptions, evaluate
+
+    _logging()
+    if task not in (None, "sentiment", "topic"):
+        raise typer.BadParameter("must be sentiment or topic", param_hint="--task")
+    options = EvalOptions(task=task, text_col=text_col, label_col=label_col,  # type: ignore[arg-type]
+                          out_dir=str(out_dir) if out_dir else None, robustness=robustness,
+                          batch_size=batch_size)
+    with _errors():
+        result = evaluate(model, data, options)
+    typer.echo(json.dumps(result) if as_json else format_report(result))
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Human-readable summary and per-class table."""
+    lines = [
+        f"{result['task']} on {result['data']} ({result['n']} rows)",
+        f"accuracy {result['accuracy']:.4f}   ECE {result['ece']:.4f}",
+        f"macro    P {result['macro_precision']:.4f}  R {result['macro_recall']:.4f}"
+        f"  F1 {result['macro_f1']:.4f}",
+        f"weighted P {result['weighted_precision']:.4f}  R {result['weighted_recall']:.4f}"
+        f"  F1 {result['weighted_f1']:.4f}",
+    ]
+    if "robustness" in result:
+        rob = result["robustness"]
+        lines.append(f"typo/casing noise: accuracy {rob['noisy_accuracy']:.4f} "
+                     f"(drop {rob['accuracy_drop']:+.4f}), flip rate {rob['flip_rate']:.4f}")
+    width = max(len(n) for n in result["per_class"])
+    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
+    for name, s in result["per_class"].items():
+        lines.append(f"{name:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:5.4f}"
+                     f"  {s['support']:7d}")
+    lines.append(f"wrote {result['files']['json']} and {result['files']['confusion_png']}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn FinMon errors into a one-line message and exit status 2."""
+    try:
+        yield
+    except FinMonError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

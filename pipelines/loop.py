@@ -22,19 +22,27 @@ from monitor.classify.model import MultiTaskModel
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
+from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
 from pipelines.scoring import confusion, report
 
 logger = logging.getLogger(__name__)
 
 StateDict = dict[str, torch.Tensor]
+# Seconds kept free at the end of a time-capped run for the export and the test-set scoring.
+EXPORT_RESERVE_SEC = 5.0
 
 
 @dataclass
 class LoopState:
-    """Progress that a checkpoint restores: step counters, best holdout score, history."""
+    """Progress that a checkpoint restores: step counters, best holdout score, history.
+
+    ``planned_steps`` comes from ``epochs``; ``total_steps`` is where the linear decay ends, which
+    a time budget may move (never past ``planned_steps``) as step times are measured.
+    """
 
     step: int = 0
+    planned_steps: int = 0
     total_steps: int = 0
     warmup_steps: int = 0
     best_score: float = -1.0
@@ -113,6 +121,7 @@ class TrainLoop:
         for group, base in zip(optimizer.param_groups, self._base_lrs, strict=True):
             group["initial_lr"] = base
         self._eval_sec = 0.0
+        self._loss_sum, self._loss_count = 0.0, 0
 
     def run(self) -> StateDict:
         """Train and return the best holdout state (CPU tensors). Blocking."""
@@ -125,18 +134,19 @@ class TrainLoop:
         while self.state.step < self.state.total_steps and not self.state.stopped:
             loss = self._step()
             running = loss if running is None else 0.98 * running + 0.02 * loss
+            self._loss_sum, self._loss_count = self._loss_sum + loss, self._loss_count + 1
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
             elapsed = self.state.elapsed_sec + self.clock() - start
             if self._eval_due():
                 eval_start = self.clock()
-                self._evaluate(elapsed, running)
+                self._evaluate(elapsed)
                 self._eval_sec += self.clock() - eval_start
             self._fit_budget(start, start_step, bar)
         bar.close()
         self.state.elapsed_sec += self.clock() - start
         if not self.state.history or self.state.history[-1]["step"] != self.state.step:
-            self._evaluate(self.state.elapsed_sec, running)
+            self._evaluate(self.state.elapsed_sec)
         self.state.stopped = self.state.stopped or "planned steps done"
         if self.best is None:
             self.best = _cpu_state(self.model)
@@ -175,11 +185,13 @@ class TrainLoop:
         step = self.state.step
         return step % self.eval_every == 0 or step == self.state.total_steps
 
-    def _evaluate(self, elapsed_sec: float, running_loss: float | None) -> None:
+    def _evaluate(self, elapsed_sec: float) -> None:
         scores = {task: self._score(task, h) for task, h in self.holdouts.items()}
         score = float(np.mean([s["macro_f1"] for s in scores.values()])) if scores else 0.0
-        record = {"step": self.state.step, "epoch": self.state.step / self.per_epoch,
-                  "elapsed_sec": round(elapsed_sec, 1), "loss": running_loss,
+        train_loss = self._loss_sum / self._loss_count if self._loss_count else None
+        self._loss_sum, self._loss_count = 0.0, 0
+        record = {"step": self.state.step, "epoch": round(self.state.step / self.per_epoch, 3),
+                  "elapsed_sec": round(elapsed_sec, 1), "train_loss": train_loss,
                   "holdout": scores, "score": score}
         self.state.history.append(record)
         if score > self.state.best_score:
@@ -198,11 +210,9 @@ class TrainLoop:
             self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
 
     def _score(self, task: str, holdout: Holdout) -> dict[str, float]:
-        from pipelines.predict import _run
-
         if not len(holdout.data):
             return {"accuracy": 0.0, "macro_f1": 0.0}
-        probs = _run(self.model, holdout.data, task, self.config.eval_batch_size, self.pad_id,
+        probs = predict_encoded(self.model, holdout.data, task, self.config.eval_batch_size, self.pad_id,
                      self.device)
         truth = holdout.data.labels[task]
         rep = report(confusion(truth, probs.argmax(axis=1), len(holdout.names)), holdout.names)
@@ -214,24 +224,23 @@ class TrainLoop:
         budget = self.config.max_minutes * 60.0
         elapsed = self.state.elapsed_sec + self.clock() - start
         done = self.state.step - start_step
-        if elapsed >= budget:
+        evals = sum(1 for h in self.state.history if h["step"] > start_step)
+        sec_per_step = max(self.clock() - start - self._eval_sec, 0.0) / max(done, 1)
+        sec_per_eval = self._eval_sec / evals if evals else self._guess_eval_sec(sec_per_step)
+        if elapsed + sec_per_eval + EXPORT_RESERVE_SEC >= budget:
             self.state.stopped = f"time budget of {self.config.max_minutes} min reached"
             return
         if done < self.config.budget_probe_steps or (done % self.config.budget_probe_steps):
             return
-        evals = sum(1 for h in self.state.history if h["step"] > start_step)
-        session_sec = self.clock() - start
-        sec_per_step = max(session_sec - self._eval_sec, 0.0) / done
         probe = BudgetProbe(
-            done_steps=self.state.step, elapsed_sec=elapsed, sec_per_step=sec_per_step,
-            sec_per_eval=self._eval_sec / evals if evals else self._guess_eval_sec(sec_per_step),
-            steps_per_eval=self.eval_every,
+            done_steps=self.state.step, elapsed_sec=elapsed + EXPORT_RESERVE_SEC,
+            sec_per_step=sec_per_step, sec_per_eval=sec_per_eval, steps_per_eval=self.eval_every,
         )
-        fitted = fit_total_steps(probe, self.state.total_steps, budget)
-        if fitted < self.state.total_steps:
-            logger.info("time budget: %d planned steps cut to %d", self.state.total_steps, fitted)
+        fitted = fit_total_steps(probe, self.state.planned_steps, budget)
+        if abs(fitted - self.state.total_steps) > self.config.budget_probe_steps:
+            logger.info("time budget: run now ends at step %d (planned %d)", fitted,
+                        self.state.planned_steps)
             self.state.total_steps = fitted
-            self.state.warmup_steps = min(self.state.warmup_steps, fitted // 2)
             bar.total = fitted
             bar.refresh()
 

@@ -34,13 +34,14 @@ def predict_probs(
     length = max_length_tokens or model.meta.max_length_tokens
     prepared = [normalise(t) for t in texts] if clean else list(texts)
     data = encode(tokenizer, {task: (prepared, np.zeros(len(prepared)))}, [task], length)
-    return _run(model, data, task, batch_size, int(tokenizer.pad_token_id or 0), device)
+    return predict_encoded(model, data, task, batch_size, int(tokenizer.pad_token_id or 0), device)
 
 
-def _run(
+def predict_encoded(
     model: MultiTaskModel, data: Encoded, task: str, batch_size: int, pad_id: int,
     device: torch.device,
 ) -> np.ndarray:
+    """Probabilities for already-encoded examples, in their original order."""
     out = np.zeros((len(data), len(model.meta.labels[task])), dtype=np.float32)
     was_training = model.training
     model.eval()

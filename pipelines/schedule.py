@@ -8,19 +8,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WarmupLinear:
-    """Factor on the base learning rate: 0 -> 1 over ``warmup_steps``, then 1 -> 0 at ``total_steps``."""
+    """Factor on the base learning rate: 0 -> 1 over ``warmup_steps`` (at most half the run),
+    then linearly 1 -> 0 at ``total_steps``."""
 
     warmup_steps: int
     total_steps: int
 
     def factor(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
-        span = max(self.total_steps - self.warmup_steps, 1)
+        warmup = min(self.warmup_steps, self.total_steps // 2)
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        span = max(self.total_steps - warmup, 1)
         return max(0.0, (self.total_steps - step) / span)
 
-    def with_total(self, total_steps: int) -> WarmupLinear:
-        return WarmupLinear(min(self.warmup_steps, max(total_steps // 2, 0)), total_steps)
 
 
 def planned_steps(n_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:

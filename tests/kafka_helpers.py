@@ -16,13 +16,15 @@ from monitor.settings import KafkaSettings
 def unique_kafka_settings(bootstrap: str, **extra: Any) -> KafkaSettings:
     """Fresh topic and group names per test, short group timeouts for the embedded broker."""
     tag = uuid.uuid4().hex[:8]
-    return KafkaSettings(
-        bootstrap_servers=bootstrap,
-        raw_topic=f"news.raw.{tag}", scored_topic=f"news.scored.{tag}", dlq_topic=f"news.dlq.{tag}",
-        classify_group=f"classify-{tag}", aggregate_group=f"aggregate-{tag}",
-        max_poll_interval_ms=6_000, session_timeout_ms=6_000, heartbeat_interval_ms=1_000,
-        max_poll_records=64, **extra,
-    )
+    fields: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "raw_topic": f"news.raw.{tag}", "scored_topic": f"news.scored.{tag}",
+        "dlq_topic": f"news.dlq.{tag}",
+        "classify_group": f"classify-{tag}", "aggregate_group": f"aggregate-{tag}",
+        "max_poll_interval_ms": 6_000, "session_timeout_ms": 6_000,
+        "heartbeat_interval_ms": 1_000, "max_poll_records": 64,
+    }
+    return KafkaSettings(**{**fields, **extra})
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:

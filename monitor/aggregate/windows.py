@@ -100,15 +100,24 @@ class WindowAccumulator:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"c": self.counts, "ws": self.weighted_score, "w": self.weight,
-                "top": [list(t) for t in self.top]}
+        return {
+            "c": self.counts,
+            "ws": self.weighted_score,
+            "w": self.weight,
+            "top": [list(t) for t in self.top],
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], top_n: int) -> WindowAccumulator:
         top = [(float(t[0]), str(t[1]), str(t[2]), int(t[3])) for t in state["top"]]
         heapq.heapify(top)
-        return cls(top_n=top_n, counts={str(k): int(v) for k, v in state["c"].items()},
-                   weighted_score=float(state["ws"]), weight=float(state["w"]), top=top)
+        return cls(
+            top_n=top_n,
+            counts={str(k): int(v) for k, v in state["c"].items()},
+            weighted_score=float(state["ws"]),
+            weight=float(state["w"]),
+            top=top,
+        )
 
 
 def top_headlines(

@@ -100,8 +100,14 @@ class AggregateWorker:
         """Close due windows, deliver alerts durably, checkpoint, then commit."""
         events = self.aggregator.advance(self.clock_ms())
         for event in events:
-            logger.info("alert %s %s %s=%s: %s", event.status, event.rule, event.key_kind,
-                        event.key, event.summary)
+            logger.info(
+                "alert %s %s %s=%s: %s",
+                event.status,
+                event.rule,
+                event.key_kind,
+                event.key,
+                event.summary,
+            )
             for sink in self.sinks:
                 sink(event)
         self.aggregator.checkpoint()

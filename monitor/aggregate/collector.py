@@ -1,0 +1,71 @@
+"""Prometheus collector for window and detector state, computed at scrape time.
+
+Series (``key`` values: every topic, tickers up to ``max_ticker_series``, ``all`` for overall):
+``finmon_aggregate_negative_share``, ``finmon_aggregate_baseline_negative_share``,
+``finmon_aggregate_spike_score`` and ``finmon_aggregate_window_items`` (last closed window), and
+``finmon_alerts_active{rule,key_kind,key,severity}`` (1 while firing, 0 after it resolves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from alerts.detectors import NEGATIVE_SHARE_SPIKE, NegativeShareSpike
+
+if TYPE_CHECKING:
+    from monitor.aggregate.engine import Aggregator
+
+KEY_LABELS = ["key_kind", "key"]
+
+
+class AggregateCollector:
+    """Reads the aggregator on each scrape; call from the thread that owns it or accept a
+    slightly torn view (each value is read atomically)."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self._agg = aggregator
+
+    def collect(self) -> Iterator[Metric]:
+        share = GaugeMetricFamily(
+            "finmon_aggregate_negative_share",
+            "Negative share of the last closed window.",
+            labels=KEY_LABELS,
+        )
+        baseline = GaugeMetricFamily(
+            "finmon_aggregate_baseline_negative_share",
+            "Learned baseline negative share.",
+            labels=KEY_LABELS,
+        )
+        score = GaugeMetricFamily(
+            "finmon_aggregate_spike_score",
+            "Negative-share spike score (standard deviations) of the last closed window.",
+            labels=KEY_LABELS,
+        )
+        items = GaugeMetricFamily(
+            "finmon_aggregate_window_items", "Items in the last closed window.", labels=KEY_LABELS
+        )
+        for (kind, key), track in list(self._agg.tracks.items()):
+            labels = [kind, key]
+            watch = track.watches.get(NEGATIVE_SHARE_SPIKE)
+            if watch is not None and isinstance(watch.detector, NegativeShareSpike):
+                baseline.add_metric(labels, watch.detector.baseline)
+                score.add_metric(labels, watch.last.score if watch.last else 0.0)
+            last = track.last
+            if last is not None:
+                share.add_metric(labels, last.negative_share)
+                items.add_metric(labels, last.volume)
+        active = GaugeMetricFamily(
+            "finmon_alerts_active",
+            "1 while an alert is firing, 0 after it resolved.",
+            labels=["rule", "key_kind", "key", "severity"],
+        )
+        for label, value in list(self._agg.active.items()):
+            active.add_metric(list(label), value)
+        yield from (share, baseline, score, items, active)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -1,0 +1,189 @@
+"""Fine-tune one multi-task model (shared encoder, topic and sentiment heads) and export it.
+
+The programmatic entry point is :func:`train`; ``finmon train`` is a thin CLI over it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from monitor.classify.base import resolve_base_model
+from monitor.classify.model import MultiTaskModel, build_model
+from pipelines.batching import Encoded, encode
+from pipelines.checkpoint import Checkpointer
+from pipelines.config import TrainConfig
+from pipelines.export import export_model, test_metrics
+from pipelines.lora import apply_lora
+from pipelines.loop import Holdout, LoopState, TrainLoop, restore
+from pipelines.prepare import TaskData, load_tasks
+from pipelines.schedule import planned_steps
+
+logger = logging.getLogger(__name__)
+
+# Options that may change between a run and its --resume without invalidating the checkpoint.
+RESUMABLE = frozenset({"max_minutes", "keep_checkpoint", "num_threads", "device", "version", "extra"})
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the model went and how it scored (``metrics["holdout"]``, ``metrics["test"]``)."""
+
+    model_dir: Path
+    metrics: Mapping[str, Any]
+    seconds: float
+    steps: int
+    stopped: str
+    card: Mapping[str, Any] = field(default_factory=dict)
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    frames: Mapping[str, pd.DataFrame] | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> TrainResult:
+    """Train on ``frames`` (``{"sentiment": df, "topic": df}``, columns ``config.text_col`` /
+    ``config.label_col``, labels as names, synonyms or ids) or on the config's files, then write
+    the export format plus ``model_card.json`` to ``out_dir``.
+
+    Blocking; uses ``config.num_threads`` CPU threads (torch default when None). Raises
+    DataError, TrainConfigError, CheckpointError (on ``resume``) and ModelLoadError (base model).
+    """
+    started = clock()
+    _seed(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = _device(config)
+    tasks = load_tasks(config, frames)
+    labels = {t: d.spec.names for t, d in tasks.items()}
+    model, tokenizer = build_model(resolve_base_model(config.base_model), labels,
+                                   pooling=config.pooling, max_length_tokens=config.max_length_tokens,
+                                   dropout=config.dropout)
+    model = apply_lora(model, config)
+    model.to(device)
+    train_data = encode(tokenizer, {t: (d.train["text"].tolist(), d.train["label"].to_numpy())
+                                    for t, d in tasks.items()}, list(tasks), config.max_length_tokens)
+    holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
+    optimizer = _optimizer(model, config)
+    checkpointer = Checkpointer(Path(out_dir) / "checkpoint", _fingerprint(config))
+    state = _initial_state(len(train_data), config)
+    best: dict[str, torch.Tensor] | None = None
+    if resume:
+        state, best = _resume(checkpointer, model, optimizer)
+    state.elapsed_sec += clock() - started  # the time budget covers loading and tokenising too
+    loop = TrainLoop(model=model, optimizer=optimizer, config=config, train_data=train_data,
+                     holdouts=holdouts, class_weights=_class_weights(tasks, config, device),
+                     pad_id=int(tokenizer.pad_token_id or 0), device=device, state=state,
+                     checkpointer=checkpointer, clock=clock, progress=progress)
+    loop.best = best
+    restore(model, loop.run())
+    seconds = clock() - started
+    return _finish(model, tokenizer, tasks, config, out_dir, loop, seconds, checkpointer, device)
+
+
+def _finish(
+    model: MultiTaskModel, tokenizer: Any, tasks: Mapping[str, TaskData], config: TrainConfig,
+    out_dir: str | Path, loop: TrainLoop, seconds: float, checkpointer: Checkpointer,
+    device: torch.device,
+) -> TrainResult:
+    state = loop.state
+    best = next((h for h in state.history if h["step"] == state.best_step), state.history[-1])
+    metrics: dict[str, Any] = {"holdout": best["holdout"], "holdout_score": best["score"]}
+    metrics["test"] = test_metrics(model, tokenizer, tasks, config, device)
+    run = {"seconds": round(seconds, 1), "steps": state.step, "best_step": state.best_step,
+           "epochs": round(state.step / loop.per_epoch, 3), "stopped": state.stopped,
+           "device": str(device), "threads": torch.get_num_threads(), "history": state.history}
+    card = export_model(model, tokenizer, tasks, config, out_dir, metrics, run)
+    if not config.keep_checkpoint:
+        checkpointer.remove()
+    logger.info("exported %s after %.0f s (%s)", out_dir, seconds, state.stopped)
+    return TrainResult(Path(out_dir), metrics, seconds, state.step, state.stopped, card)
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def _holdout(tokenizer: Any, data: TaskData, config: TrainConfig) -> Holdout:
+    part = {data.task: (data.holdout["text"].tolist(), data.holdout["label"].to_numpy())}
+    encoded = encode(tokenizer, part, [data.task], config.max_length_tokens)
+    return Holdout(encoded, data.spec.names)
+
+
+def _optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and LayerNorm; heads at ``lr * head_lr_multiplier``."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            is_head = name.startswith("heads.")
+            decay = param.ndim > 1 and "LayerNorm" not in name
+            groups.setdefault((is_head, decay), []).append(param)
+    param_groups = [
+        {"params": params, "lr": config.lr * (config.head_lr_multiplier if head else 1.0),
+         "weight_decay": config.weight_decay if decay else 0.0}
+        for (head, decay), params in groups.items()
+    ]
+    return torch.optim.AdamW(param_groups, lr=config.lr)
+
+
+def _class_weights(
+    tasks: Mapping[str, TaskData], config: TrainConfig, device: torch.device
+) -> dict[str, torch.Tensor | None]:
+    """Inverse-frequency weights, normalised to mean 1 over present classes, when enabled."""
+    out: dict[str, torch.Tensor | None] = {}
+    for task, data in tasks.items():
+        if not config.class_weights:
+            out[task] = None
+            continue
+        counts = np.bincount(data.train["label"].to_numpy(), minlength=len(data.spec.names))
+        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
+        weights = weights / weights[counts > 0].mean()
+        out[task] = torch.tensor(weights, dtype=torch.float32, device=device)
+    return out
+
+
+def _initial_state(n_examples: int, config: TrainConfig) -> LoopState:
+    _, total = planned_steps(n_examples, config.batch_size, config.epochs)
+    return LoopState(planned_steps=total, total_steps=total,
+                     warmup_steps=int(total * config.warmup_fraction))
+
+
+def _fingerprint(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_json().items() if k not in RESUMABLE}
+
+
+def _resume(
+    checkpointer: Checkpointer, model: MultiTaskModel, optimizer: torch.optim.Optimizer
+) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
+    payload = checkpointer.load()
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["torch_rng"])
+    state = LoopState(**payload["state"])
+    state.stopped = ""
+    logger.info("resumed at step %d of %d", state.step, state.total_steps)
+    return state, payload["best"]
+
+
+__all__ = ["Encoded", "TrainConfig", "TrainResult", "train"]

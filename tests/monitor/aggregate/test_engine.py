@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from alerts.events import AlertEvent
+from monitor.aggregate.engine import Aggregator
+from monitor.aggregate.store import MemoryStateStore, SqliteStateStore
+from monitor.contract import ScoredItem
+from monitor.metrics import Metrics
+from tests.monitor.aggregate.conftest import T0_MS, ItemFactory, fast_settings
+
+W = 2_000  # window_ms of fast_settings
+
+
+def feed_normal(
+    agg: Aggregator,
+    make_item: ItemFactory,
+    first_window: int,
+    windows: int,
+    *,
+    per_window: int = 30,
+    negative_every: int = 6,
+) -> list[AlertEvent]:
+    """Neutral traffic (1 in ``negative_every`` negative) with the clock equal to event time."""
+    events: list[AlertEvent] = []
+    for w in range(first_window, first_window + windows):
+        for i in range(per_window):
+            t = T0_MS + w * W + i * (W // per_window)
+            agg.add(make_item(t, negative=i % negative_every == 0), t)
+        events += agg.advance(T0_MS + (w + 1) * W)
+    return events
+
+
+def feed_burst(agg: Aggregator, make_item: ItemFactory, window: int) -> list[AlertEvent]:
+    """60 items, 90% negative, inside one window."""
+    for i in range(60):
+        t = T0_MS + window * W + i * 30
+        agg.add(make_item(t, negative=i % 10 != 0), t)
+    return agg.advance(T0_MS + (window + 1) * W)
+
+
+def wait_quiet(agg: Aggregator, from_ms: int, seconds: int) -> list[AlertEvent]:
+    events: list[AlertEvent] = []
+    for step in range(seconds * 4):
+        events += agg.advance(from_ms + step * 250)
+    return events
+
+
+def active_value(metrics: Metrics, severity: str, key: str = "Earnings") -> float | None:
+    return metrics.registry.get_sample_value(
+        "finmon_alerts_active",
+        {"rule": "negative_share_spike", "key_kind": "topic", "key": key, "severity": severity},
+    )
+
+
+def test_burst_fires_once_then_resolves_when_quiet(
+    make_item: ItemFactory, metrics: Metrics
+) -> None:
+    agg = Aggregator(fast_settings(alert_key_kinds=("topic",)), metrics=metrics)
+    metrics.register_collector(agg.collector())
+    assert feed_normal(agg, make_item, 0, 10) == []
+    events = feed_burst(agg, make_item, 10)
+    events += wait_quiet(agg, T0_MS + 11 * W, 5)
+    firing = [e for e in events if e.status == "firing"]
+    assert len(firing) == 1
+    assert (firing[0].key_kind, firing[0].key) == ("topic", "Earnings")
+    # consecutive_windows=2: the window after the burst still breaches (pooled over K=3)
+    assert firing[0].window_start_ms == T0_MS + 11 * W
+    assert len(firing[0].headlines) == 5
+    assert all(h.negative_prob == 0.9 for h in firing[0].headlines)
+    assert active_value(metrics, firing[0].severity) == 1
+    events += wait_quiet(agg, T0_MS + 16 * W, 15)
+    assert [e.status for e in events] == ["firing", "resolved"]
+    assert active_value(metrics, firing[0].severity) == 0
+    raised = metrics.registry.get_sample_value(
+        "finmon_alerts_events_total",
+        {
+            "rule": "negative_share_spike",
+            "key_kind": "topic",
+            "severity": firing[0].severity,
+            "status": "resolved",
+        },
+    )
+    assert raised == 1
+
+
+def test_cold_start_burst_fires(make_item: ItemFactory) -> None:
+    agg = Aggregator(fast_settings())
+    events = feed_burst(agg, make_item, 0) + wait_quiet(agg, T0_MS + W, 5)
+    firing = {(e.key_kind, e.key) for e in events if e.status == "firing"}
+    assert firing == {("topic", "Earnings"), ("overall", "all")}
+
+
+def test_normal_traffic_and_thin_night_do_not_fire(make_item: ItemFactory) -> None:
+    agg = Aggregator(fast_settings())
+    events = feed_normal(agg, make_item, 0, 40)
+    # night: 4 items a window, 3 of them negative: binomial noise, not a spike
+    events += feed_normal(agg, make_item, 40, 40, per_window=4, negative_every=1)
+    assert events == []
+
+
+def test_duplicate_ids_are_skipped(make_item: ItemFactory, metrics: Metrics) -> None:
+    agg = Aggregator(fast_settings(), metrics=metrics)
+    item = make_item(T0_MS, item_id="same")
+    assert agg.add(item, T0_MS) is True
+    assert agg.add(item, T0_MS + 5) is False
+    assert metrics.registry.get_sample_value("finmon_aggregate_duplicates_total") == 1
+    agg.advance(T0_MS + W + 1_500)  # idle for W + 1.5 s: only window 0 has closed
+    last = agg.tracks[("topic", "Earnings")].last
+    assert last is not None and (last.start_ms, last.volume) == (T0_MS, 1)
+
+
+def test_late_items_are_reported_not_counted(make_item: ItemFactory, metrics: Metrics) -> None:
+    late: list[tuple[ScoredItem, int]] = []
+    agg = Aggregator(fast_settings(), metrics=metrics, on_late=lambda i, t: late.append((i, t)))
+    agg.add(make_item(T0_MS + 3 * W), T0_MS + 3 * W)  # watermark: 3W - 500 ms
+    assert agg.add(make_item(T0_MS + 2 * W + 1_000), T0_MS + 3 * W) is True  # window still open
+    straggler = make_item(T0_MS + W + 1_999)  # window [W, 2W) has closed
+    assert agg.add(straggler, T0_MS + 3 * W) is True
+    assert late == [(straggler, T0_MS + W + 1_999)]
+    assert (
+        metrics.registry.get_sample_value(
+            "finmon_aggregate_late_items_total", {"topic": "Earnings"}
+        )
+        == 1
+    )
+    agg.advance(T0_MS + 3 * W + 2 * W)
+    volumes = [w.volume for w in agg.tracks[("topic", "Earnings")].history]
+    assert volumes == [1, 1]  # windows 2W (in-order straggler) and 3W
+
+
+def test_windows_close_by_watermark_then_by_idleness(
+    make_item: ItemFactory, metrics: Metrics
+) -> None:
+    agg = Aggregator(fast_settings(), metrics=metrics)
+    agg.add(make_item(T0_MS + 100), T0_MS + 100)
+    agg.add(make_item(T0_MS + W + 400), T0_MS + W + 400)  # watermark W - 100: window 0 open
+    assert agg.advance(T0_MS + W + 400) == [] and agg.tracks[("topic", "Earnings")].last is None
+    agg.add(make_item(T0_MS + W + 600), T0_MS + W + 600)  # watermark W + 100: window 0 closes
+    agg.advance(T0_MS + W + 600)
+    track = agg.tracks[("topic", "Earnings")]
+    assert track.last is not None and track.last.start_ms == T0_MS
+    closed = {"key_kind": "topic", "reason": "watermark"}
+    assert metrics.registry.get_sample_value("finmon_aggregate_windows_closed_total", closed) == 1
+    # No more items: the window [W, 2W) closes only once the stream has been idle 1 s.
+    agg.advance(T0_MS + W + 600 + 999)
+    assert track.last.start_ms == T0_MS
+    agg.advance(T0_MS + 2 * W + 2_000)
+    assert track.last.start_ms == T0_MS + W and track.last.volume == 2
+    closed["reason"] = "idle"
+    assert metrics.registry.get_sample_value("finmon_aggregate_windows_closed_total", closed) >= 1
+
+
+def test_ticker_series_are_capped(make_item: ItemFactory) -> None:
+    agg = Aggregator(fast_settings(max_ticker_series=2))
+    for n, ticker in enumerate(["AAA", "BBB", "CCC"]):
+        agg.add(make_item(T0_MS + n, tickers=(ticker,)), T0_MS + n)
+    tickers = sorted(k for kind, k in agg.tracks if kind == "ticker")
+    assert tickers == ["AAA", "BBB"]
+
+
+def test_checkpoint_restores_windows_baselines_and_ids(
+    make_item: ItemFactory, tmp_path: Path
+) -> None:
+    path = tmp_path / "agg.sqlite"
+    settings = fast_settings()
+    first = Aggregator(settings, store=SqliteStateStore(path))
+    feed_normal(first, make_item, 0, 20)
+    first.add(make_item(T0_MS + 20 * W + 10, item_id="open-window"), T0_MS + 20 * W + 10)
+    first.checkpoint()
+    snapshot = first.snapshot()
+    assert first.store is not None
+    first.store.close()
+
+    second = Aggregator(settings, store=SqliteStateStore(path))
+    assert second.snapshot() == snapshot
+    assert second.add(make_item(T0_MS + 20 * W + 20, item_id="open-window"), T0_MS) is False
+
+
+def test_restart_in_quiet_period_raises_nothing(make_item: ItemFactory) -> None:
+    store = MemoryStateStore()
+    settings = fast_settings()
+    first = Aggregator(settings, store=store)
+    assert feed_normal(first, make_item, 0, 30) == []
+    first.checkpoint()
+    # Restart long after, in a quiet period, then traffic resumes at the usual level.
+    second = Aggregator(settings, store=store)
+    assert wait_quiet(second, T0_MS + 60 * W, 5) == []
+    assert feed_normal(second, make_item, 70, 20) == []
+    spike = second.tracks[("topic", "Earnings")].watches["negative_share_spike"]
+    assert spike.detector.learned_windows > 30  # type: ignore[attr-defined]
+
+
+def test_collector_exposes_the_named_series(make_item: ItemFactory, metrics: Metrics) -> None:
+    agg = Aggregator(fast_settings(), metrics=metrics)
+    metrics.register_collector(agg.collector())
+    feed_normal(agg, make_item, 0, 3)
+    labels = {"key_kind": "topic", "key": "Earnings"}
+    get = metrics.registry.get_sample_value
+    assert get("finmon_aggregate_window_items", labels) == 30
+    assert get("finmon_aggregate_negative_share", labels) == 5 / 30
+    assert 0.15 < get("finmon_aggregate_baseline_negative_share", labels) < 0.2
+    assert get("finmon_aggregate_spike_score", labels) is not None
+    assert get("finmon_aggregate_window_items", {"key_kind": "overall", "key": "all"}) == 30

@@ -1,0 +1,74 @@
+"""Restart safety: SIGKILL the classify worker mid-stream, start it again, lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+
+from monitor.broker import EmbeddedBroker
+from tests.kafka_helpers import drain, news, produce, unique_kafka_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOTAL = 3000
+
+
+def _start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config), "--role", "classify"],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _wait_scored(bootstrap: str, topic: str, at_least: int, timeout_sec: float) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    deadline = time.monotonic() + timeout_sec
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(parts)
+    seen = 0
+    while seen < at_least and time.monotonic() < deadline:
+        seen += sum(len(b) for b in consumer.poll(timeout_ms=100).values())
+    consumer.close()
+    return seen
+
+
+def test_kill_and_restart_loses_no_valid_id(
+    broker: EmbeddedBroker, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    kafka = unique_kafka_settings(broker.bootstrap_servers, max_poll_records=8)
+    config = tmp_path / "finmon.yaml"
+    config.write_text(yaml.safe_dump({
+        "kafka": kafka.model_dump(), "model": {"path": str(tiny_model_dir), "device": "cpu"},
+        "metrics": {"enabled": False}, "state": {"dir": str(tmp_path / "state")},
+    }))
+    produce(broker.bootstrap_servers, kafka.raw_topic, (news(i) for i in range(TOTAL)))
+    log = tmp_path / "worker.log"
+    first = _start_worker(config, log)
+    seen_before_kill = _wait_scored(broker.bootstrap_servers, kafka.scored_topic, 200, 120)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert 200 <= seen_before_kill < TOTAL, f"kill came too late: {seen_before_kill} scored"
+    second = _start_worker(config, log)
+    try:
+        scored = drain(broker.bootstrap_servers, kafka.scored_topic,
+                       lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= TOTAL, 240)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    ids = [json.loads(r.value)["id"] for r in scored]
+    assert set(ids) == {f"n-{i}" for i in range(TOTAL)}, log.read_text()[-2000:]
+    duplicates = len(ids) - len(set(ids))
+    print(f"scored before kill={seen_before_kill} duplicates after restart={duplicates}")
+    assert second.returncode == 0, log.read_text()[-2000:]

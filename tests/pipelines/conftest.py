@@ -1,0 +1,52 @@
+"""A tiny random BERT (hidden 32, 2 layers) with the MiniLM tokenizer, and learnable toy data."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from monitor.classify.base import resolve_base_model
+from pipelines.labels import TWITTER_TOPICS
+
+SENTIMENT_WORDS = {
+    "negative": ("plunges", "crashes", "misses", "slashes", "sued"),
+    "neutral": ("schedules", "files", "reports", "hosts", "holds"),
+    "positive": ("soars", "beats", "raises", "surges", "rallies"),
+}
+TOPIC_WORDS = {0: "analyst", 4: "dividend", 5: "earnings", 11: "ipo"}
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT saved with the offline MiniLM tokenizer."""
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def toy_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Sentiment by verb, topic by keyword; label formats mixed (names, synonyms, ids)."""
+    rng = random.Random(seed)
+    sentiment, topic = [], []
+    for i in range(n):
+        name = rng.choice(list(SENTIMENT_WORDS))
+        label: object = {"negative": "Bearish", "positive": "bullish"}.get(name, name)
+        sentiment.append((f"Acme{i % 17} {rng.choice(SENTIMENT_WORDS[name])} today #{i}", label))
+        topic_id = rng.choice(list(TOPIC_WORDS))
+        topic.append((f"{TOPIC_WORDS[topic_id]} news for $TCK{i % 11} number {i}",
+                      topic_id if i % 2 else TWITTER_TOPICS[topic_id]))
+    return {"sentiment": pd.DataFrame(sentiment, columns=["text", "label"]),
+            "topic": pd.DataFrame(topic, columns=["text", "label"])}
+
+
+@pytest.fixture
+def frames() -> dict[str, pd.DataFrame]:
+    return toy_frames()
