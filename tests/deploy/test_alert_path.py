@@ -4,7 +4,7 @@ config, and the webhook receiver at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +81,7 @@ def _post_alerts(am_url: str, alerts: list[dict[str, dict[str, str]]]) -> None:
     httpx.post(f"{am_url}/api/v2/alerts", json=body, timeout=5).raise_for_status()
 
 
-def _named(name: str) -> object:
+def _named(name: str) -> Callable[[list[ReceivedAlert]], bool]:
     return lambda alerts: any(a.alertname == name for a in alerts)
 
 
