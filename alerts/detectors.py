@@ -81,7 +81,7 @@ class SpikeParams:
     prior_share: float = 0.2
     prior_items: float = 100.0
     prior_spread: float = 0.03
-    half_life_windows: float = 240.0
+    half_life_windows: float = 60.0
 
     @classmethod
     def from_settings(cls, s: AggregateSettings) -> SpikeParams:

@@ -110,7 +110,10 @@ def _binomial(rng: random.Random, n: int, p: float) -> int:
 
 
 def _place(
-    rng: random.Random, spec: ScenarioSpec, per_day: float, lengths: tuple[int, int],
+    rng: random.Random,
+    spec: ScenarioSpec,
+    per_day: float,
+    lengths: tuple[int, int],
     taken: list[tuple[int, int]],
 ) -> list[tuple[int, int]]:
     """Non-overlapping [first, last) window ranges, 5 windows apart from each other."""
@@ -155,9 +158,15 @@ def generate(spec: ScenarioSpec) -> Scenario:
         scenario.series[topic] = counts
         for kind, ranges, sizes in (("spike", spikes, spike_size), ("surge", surges, surge_size)):
             for first, last in ranges:
-                scenario.injections.append(Injection(
-                    kind, topic, spec.start_ms + first * spec.window_ms,
-                    spec.start_ms + last * spec.window_ms, round(sizes[first], 3)))
+                scenario.injections.append(
+                    Injection(
+                        kind,
+                        topic,
+                        spec.start_ms + first * spec.window_ms,
+                        spec.start_ms + last * spec.window_ms,
+                        round(sizes[first], 3),
+                    )
+                )
     return scenario
 
 
@@ -209,8 +218,13 @@ def _item(item_id: str, topic: str, event_ms: int, negative: bool) -> ScoredItem
     moment = datetime.fromtimestamp(event_ms / 1000, UTC)
     prob = 0.85 if negative else 0.05
     return ScoredItem(
-        id=item_id, headline=f"{topic} headline {item_id}", topic=topic,
+        id=item_id,
+        headline=f"{topic} headline {item_id}",
+        topic=topic,
         sentiment="negative" if negative else "neutral",
-        sentiment_score=-0.8 if negative else 0.05, negative_prob=prob,
-        published_at=moment, ingested_at=moment, tickers=(),
+        sentiment_score=-0.8 if negative else 0.05,
+        negative_prob=prob,
+        published_at=moment,
+        ingested_at=moment,
+        tickers=(),
     )

@@ -46,8 +46,11 @@ class Score:
 
     def as_dict(self) -> dict[str, float | int]:
         return {
-            "alerts": self.alerts, "injections": self.injections, "detected": self.detected,
-            "false_alarms": self.false_alarms, "precision": round(self.precision, 4),
+            "alerts": self.alerts,
+            "injections": self.injections,
+            "detected": self.detected,
+            "false_alarms": self.false_alarms,
+            "precision": round(self.precision, 4),
             "recall": round(self.recall, 4),
             "median_delay_windows": self.median_delay_windows,
             "false_alarms_per_key_week": round(self.false_alarms_per_key_week, 3),
@@ -77,8 +80,13 @@ def score_alerts(
         elif hit not in delays:
             delays[hit] = (alert.window_start_ms - targets[hit].start_ms) // window_ms
     return Score(
-        alerts=len(fired), injections=len(targets), detected=len(delays),
-        false_alarms=false_alarms, delays_windows=tuple(delays.values()), days=days, keys=keys,
+        alerts=len(fired),
+        injections=len(targets),
+        detected=len(delays),
+        false_alarms=false_alarms,
+        delays_windows=tuple(delays.values()),
+        days=days,
+        keys=keys,
     )
 
 
@@ -88,8 +96,10 @@ def _match(
     for index, injection in enumerate(targets):
         if injection.topic != alert.key:
             continue
-        if injection.start_ms <= alert.window_start_ms < injection.end_ms + grace_windows * (
-            window_ms
+        if (
+            injection.start_ms
+            <= alert.window_start_ms
+            < injection.end_ms + grace_windows * (window_ms)
         ):
             return index
     return None

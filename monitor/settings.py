@@ -105,7 +105,7 @@ class AggregateSettings(_Frozen):
     min_share_rise: float = Field(default=0.05, ge=0, le=1)
     baseline_prior_share: float = Field(default=0.2, gt=0, lt=1)
     baseline_prior_items: float = Field(default=100.0, gt=0)
-    baseline_half_life_windows: float = Field(default=240.0, gt=0)
+    baseline_half_life_windows: float = Field(default=60.0, gt=0)
     # Prior for the window-to-window spread of the share beyond binomial noise.
     baseline_prior_spread: float = Field(default=0.03, ge=0, le=1)
     max_alert_windows: int = Field(default=180, ge=1)

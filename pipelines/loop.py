@@ -147,6 +147,9 @@ class TrainLoop:
         self.state.elapsed_sec += self.clock() - start
         if not self.state.history or self.state.history[-1]["step"] != self.state.step:
             self._evaluate(self.state.elapsed_sec)
+        if not self.state.stopped and self.state.total_steps < self.state.planned_steps:
+            self.state.stopped = (f"time budget of {self.config.max_minutes} min: schedule ended "
+                                  f"at step {self.state.total_steps} of {self.state.planned_steps}")
         self.state.stopped = self.state.stopped or "planned steps done"
         if self.best is None:
             self.best = _cpu_state(self.model)

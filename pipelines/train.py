@@ -31,7 +31,8 @@ from pipelines.schedule import planned_steps
 logger = logging.getLogger(__name__)
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
-RESUMABLE = frozenset({"max_minutes", "keep_checkpoint", "num_threads", "device", "version", "extra"})
+RESUMABLE = frozenset({"max_minutes", "budget_probe_steps", "keep_checkpoint", "num_threads",
+                       "device", "eval_batch_size", "version", "extra"})
 
 
 @dataclass(frozen=True)

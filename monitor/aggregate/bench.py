@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from alerts.detectors import NEGATIVE_SHARE_SPIKE, VOLUME_SURGE
 from alerts.events import AlertEvent
 from alerts.scenario import (
+    DAY_MS,
     DIURNAL_WEEK,
     FLAT_WEEK,
     Delivery,
@@ -42,28 +43,44 @@ def run_windows(scenario: Scenario, settings: AggregateSettings) -> list[AlertEv
         track = new_track(settings, ("topic", topic), series[0].start_ms, top_headlines=0)
         for count in series:
             end = count.start_ms + settings.window_ms
-            stats = WindowStats("topic", topic, count.start_ms, end, volume=count.volume,
-                                negative=count.negative, neutral=count.volume - count.negative)
+            stats = WindowStats(
+                "topic",
+                topic,
+                count.start_ms,
+                end,
+                volume=count.volume,
+                negative=count.negative,
+                neutral=count.volume - count.negative,
+            )
             events.extend(track.evaluate_window(stats, end))
     return events
 
 
-def score_scenario(scenario: Scenario, events: Sequence[AlertEvent],
-                   settings: AggregateSettings) -> dict[str, Score]:
+def score_scenario(
+    scenario: Scenario, events: Sequence[AlertEvent], settings: AggregateSettings
+) -> dict[str, Score]:
     spec = scenario.spec
-    common: dict[str, Any] = {"window_ms": settings.window_ms, "days": spec.days,
-                              "keys": len(scenario.series)}
+    common: dict[str, Any] = {
+        "window_ms": settings.window_ms,
+        "days": spec.days,
+        "keys": len(scenario.series),
+    }
     topic_events = [e for e in events if e.key_kind == "topic"]
     return {
-        "spike": score_alerts(topic_events, scenario.injections, rule=NEGATIVE_SHARE_SPIKE,
-                              kind="spike", **common),
-        "surge": score_alerts(topic_events, scenario.injections, rule=VOLUME_SURGE,
-                              kind="surge", **common),
+        "spike": score_alerts(
+            topic_events, scenario.injections, rule=NEGATIVE_SHARE_SPIKE, kind="spike", **common
+        ),
+        "surge": score_alerts(
+            topic_events, scenario.injections, rule=VOLUME_SURGE, kind="surge", **common
+        ),
     }
 
 
-def bench_detection(settings: AggregateSettings, seeds: Sequence[int],
-                    presets: Sequence[str] = ("flat", "diurnal20")) -> dict[str, Any]:
+def bench_detection(
+    settings: AggregateSettings,
+    seeds: Sequence[int],
+    presets: Sequence[str] = ("flat", "diurnal20"),
+) -> dict[str, Any]:
     """Scores per preset over ``seeds`` simulated weeks (window-level)."""
     results: dict[str, Any] = {}
     for name in presets:
@@ -95,8 +112,9 @@ class ReplayResult:
     seconds: float
 
 
-def _ticks(stream: Iterator[tuple[int, ScoredItem]], tick_ms: int
-           ) -> Iterator[tuple[int, list[ScoredItem]]]:
+def _ticks(
+    stream: Iterator[tuple[int, ScoredItem]], tick_ms: int
+) -> Iterator[tuple[int, list[ScoredItem]]]:
     """Group arrivals into ticks of ``tick_ms`` of arrival time (like the worker's poll loop)."""
     batch: list[ScoredItem] = []
     tick_end: int | None = None
@@ -111,36 +129,44 @@ def _ticks(stream: Iterator[tuple[int, ScoredItem]], tick_ms: int
         yield tick_end, batch
 
 
+RestartMode = Literal["clean", "crash", "fresh"]
+
+
 def replay_items(
     scenario: Scenario,
     settings: AggregateSettings,
     delivery: Delivery = Delivery(),
     *,
     restart_at_ms: int | None = None,
-    crash: bool = False,
+    mode: RestartMode = "clean",
     tick_ms: int = 5_000,
 ) -> ReplayResult:
     """Stream the scenario through an aggregator; restart it at ``restart_at_ms`` if given.
 
-    A clean restart checkpoints first; a crash (``crash=True``) loses everything since the last
-    checkpoint and the items of the ticks after it are delivered again, as Kafka would.
+    ``clean`` checkpoints, then restores from the checkpoint; ``crash`` loses everything since
+    the last checkpoint and the items of the ticks after it are delivered again, as Kafka would;
+    ``fresh`` restarts with no state at all (what persistence prevents).
     """
     store = MemoryStateStore()
     late: list[int] = []
     started = time.perf_counter()
-    agg = Aggregator(settings, store=store, on_late=lambda _i, t: late.append(t))
+
+    def build(state: MemoryStateStore) -> Aggregator:
+        return Aggregator(settings, store=state, on_late=lambda _i, t: late.append(t))
+
+    agg = build(store)
     events: list[AlertEvent] = []
-    checkpoint_every = 12  # ticks, i.e. a minute of arrival time at 5 s ticks
+    checkpoint_every = 12  # ticks: a minute of arrival time at 5 s ticks
     since_checkpoint: list[tuple[int, list[ScoredItem]]] = []
     duplicates = items = 0
     for now_ms, batch in _ticks(expand_items(scenario, delivery), tick_ms):
         if restart_at_ms is not None and now_ms >= restart_at_ms:
             restart_at_ms = None
-            if not crash:
+            if mode == "clean":
                 agg.checkpoint()
                 since_checkpoint.clear()
-            agg = Aggregator(settings, store=store, on_late=lambda _i, t: late.append(t))
-            for old_now, old_batch in since_checkpoint:
+            agg = build(MemoryStateStore() if mode == "fresh" else store)
+            for old_now, old_batch in since_checkpoint if mode == "crash" else ():
                 duplicates += sum(not agg.add(i, old_now) for i in old_batch)
                 events.extend(agg.advance(old_now))
         for item in batch:
@@ -151,11 +177,59 @@ def replay_items(
         if len(since_checkpoint) >= checkpoint_every:
             agg.checkpoint()
             since_checkpoint.clear()
-    return ReplayResult(tuple(events), len(late), duplicates, items,
-                        time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return ReplayResult(tuple(events), len(late), duplicates, items, elapsed)
+
+
+def restart_check(
+    settings: AggregateSettings, seed: int = 100, days: float = 7.0, restart_day: int = 3
+) -> dict[str, Any]:
+    """Replay a diurnal week (2 topics) with a restart at 03:00 UTC, the quietest hour."""
+    spec = replace(
+        DIURNAL_WEEK, topics=2, day_volume=60.0, days=days, seed=seed, window_ms=settings.window_ms
+    )
+    scenario = generate(spec)
+    restart_ms = spec.start_ms + restart_day * DAY_MS + 3 * 3_600_000
+    after = (restart_ms, restart_ms + 2 * 3_600_000)
+    plain = replay_items(scenario, settings)
+    report: dict[str, Any] = {
+        "items": plain.items,
+        "late_items": plain.late_items,
+        "transitions": len(plain.events),
+        "restart_at": restart_ms,
+        "alerts_2h_after_restart_without_restart": _firing_between(plain.events, after),
+        "replay_seconds": round(plain.seconds, 1),
+    }
+    for mode in ("clean", "crash", "fresh"):
+        run = replay_items(scenario, settings, restart_at_ms=restart_ms, mode=mode)
+        report[mode] = {
+            "same_alerts": comparable(run.events) == comparable(plain.events),
+            "alerts_2h_after_restart": _firing_between(run.events, after),
+            "transitions": len(comparable(run.events)),
+        }
+    return report
+
+
+def _firing_between(events: Sequence[AlertEvent], span: tuple[int, int]) -> int:
+    return sum(1 for e in events if e.status == "firing" and span[0] <= e.at_ms < span[1])
 
 
 def comparable(events: Sequence[AlertEvent]) -> list[tuple[Any, ...]]:
-    """Alert identity without the wall-clock ``at_ms``."""
-    return [(e.rule, e.key_kind, e.key, e.status, e.severity, e.window_start_ms, e.window_end_ms,
-             e.value, e.score) for e in events]
+    """Transitions without the wall-clock ``at_ms``, each once (a crash replay re-emits some;
+    sinks drop those by idempotency key)."""
+    seen: dict[tuple[Any, ...], None] = {}
+    for e in events:
+        seen[
+            (
+                e.rule,
+                e.key_kind,
+                e.key,
+                e.status,
+                e.severity,
+                e.window_start_ms,
+                e.window_end_ms,
+                e.value,
+                e.score,
+            )
+        ] = None
+    return list(seen)

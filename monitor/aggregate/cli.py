@@ -1,9 +1,65 @@
-"""Sub-commands of this package for the ``finmon`` CLI."""
+"""Sub-commands of this package for the ``finmon`` CLI: ``backtest`` and ``detect-bench``."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from monitor.errors import FinMonError
+from monitor.settings import load_settings
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+
+    @app.command("backtest")
+    def backtest(
+        input_file: Annotated[
+            Path,
+            typer.Option(
+                "--input", help="Scored records or a timestamp,value series (CSV/JSONL/Parquet)."
+            ),
+        ],
+        config: Annotated[Path | None, typer.Option("--config", help="FinMon YAML config.")] = None,
+        plot: Annotated[
+            Path | None,
+            typer.Option("--plot", help="Write a PNG of series, baseline and alert spans."),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per alert.")] = False,
+    ) -> None:
+        """Print the alerts the aggregator and detectors would have raised on a recorded stream."""
+        from monitor.aggregate.backtest import format_json, format_table, run_backtest
+
+        try:
+            settings = load_settings(config)
+            result = run_backtest(input_file, settings.aggregate)
+        except FinMonError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(format_json(result) if as_json else format_table(result))
+        if plot is not None:
+            from monitor.aggregate.plot import plot_backtest
+
+            typer.echo(f"plot written to {plot_backtest(result, plot)}", err=True)
+
+    @app.command("detect-bench")
+    def detect_bench(
+        config: Annotated[Path | None, typer.Option("--config", help="FinMon YAML config.")] = None,
+        seeds: Annotated[int, typer.Option(help="Simulated weeks per preset.")] = 20,
+        first_seed: Annotated[int, typer.Option(help="Seed of the first week.")] = 100,
+        replay: Annotated[
+            bool, typer.Option(help="Also replay a week item by item, with and without a restart.")
+        ] = True,
+    ) -> None:
+        """Detection quality on simulated weeks (flat and 20x night drop) and the restart check."""
+        from monitor.aggregate.bench import bench_detection, restart_check
+
+        settings = load_settings(config).aggregate
+        report = {"detection": bench_detection(settings, range(first_seed, first_seed + seeds))}
+        if replay:
+            report["restart"] = restart_check(replace(settings), seed=first_seed)
+        typer.echo(json.dumps(report, indent=2))

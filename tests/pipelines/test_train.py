@@ -102,7 +102,7 @@ def test_time_budget_stops_early_and_exports(tiny_base: Path, tmp_path: Path) ->
     config = tiny_config(tiny_base, epochs=50, max_minutes=1.0, budget_probe_steps=5)
     result = train(config, tmp_path / "m", frames=toy_frames(), progress=False,
                    clock=fake_clock(0.2))
-    assert "time budget" in result.stopped or result.steps < result.card["run"]["history"][0]["step"] * 50
+    assert "time budget" in result.stopped
     assert result.steps < 50 * 24
     assert result.card["run"]["history"][-1]["elapsed_sec"] <= 60.0
     assert load_model(result.model_dir)[0].meta.labels["sentiment"][0] == "negative"
