@@ -189,9 +189,10 @@ class Delivery:
 
 
 def expand_items(
-    scenario: Scenario, delivery: Delivery = Delivery()
+    scenario: Scenario, delivery: Delivery | None = None
 ) -> Iterator[tuple[int, ScoredItem]]:
     """``(arrival_ms, item)`` pairs in arrival order, windows kept in step with each other."""
+    delivery = delivery or Delivery()
     rng = random.Random(delivery.seed)
     spec = scenario.spec
     pending: list[tuple[int, ScoredItem]] = []

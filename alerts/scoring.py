@@ -27,6 +27,7 @@ class Score:
     delays_windows: tuple[int, ...]
     days: float
     keys: int
+    false_alarms_by_key: tuple[tuple[str, int], ...] = ()
 
     @property
     def precision(self) -> float:
@@ -44,6 +45,14 @@ class Score:
     def false_alarms_per_key_week(self) -> float:
         return self.false_alarms / (self.keys * self.days / 7) if self.keys and self.days else 0.0
 
+    @property
+    def max_false_alarms_per_key(self) -> int:
+        return max((n for _, n in self.false_alarms_by_key), default=0)
+
+    @property
+    def keys_over_one_false_alarm(self) -> int:
+        return sum(1 for _, n in self.false_alarms_by_key if n > 1)
+
     def as_dict(self) -> dict[str, float | int]:
         return {
             "alerts": self.alerts,
@@ -54,6 +63,8 @@ class Score:
             "recall": round(self.recall, 4),
             "median_delay_windows": self.median_delay_windows,
             "false_alarms_per_key_week": round(self.false_alarms_per_key_week, 3),
+            "max_false_alarms_one_key": self.max_false_alarms_per_key,
+            "keys_with_over_one_false_alarm": self.keys_over_one_false_alarm,
         }
 
 
@@ -72,21 +83,22 @@ def score_alerts(
     fired = [a for a in alerts if a.status == "firing" and a.rule == rule]
     targets = [i for i in injections if i.kind == kind]
     delays: dict[int, int] = {}
-    false_alarms = 0
+    by_key: dict[str, int] = {}
     for alert in fired:
         hit = _match(alert, targets, window_ms, grace_windows)
         if hit is None:
-            false_alarms += 1
+            by_key[alert.key] = by_key.get(alert.key, 0) + 1
         elif hit not in delays:
             delays[hit] = (alert.window_start_ms - targets[hit].start_ms) // window_ms
     return Score(
         alerts=len(fired),
         injections=len(targets),
         detected=len(delays),
-        false_alarms=false_alarms,
+        false_alarms=sum(by_key.values()),
         delays_windows=tuple(delays.values()),
         days=days,
         keys=keys,
+        false_alarms_by_key=tuple(sorted(by_key.items())),
     )
 
 

@@ -183,6 +183,7 @@ def _resume(
     torch.set_rng_state(payload["torch_rng"])
     state = LoopState(**payload["state"])
     state.stopped = ""
+    state.total_steps = state.planned_steps  # a new time budget, if any, is fitted afresh
     logger.info("resumed at step %d of %d", state.step, state.total_steps)
     return state, payload["best"]
 

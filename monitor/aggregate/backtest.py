@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +120,12 @@ def _times_ms(values: pd.Series, path: str, column: str) -> list[int]:
 
 
 def _tickers(raw: object) -> tuple[str, ...]:
+    if hasattr(raw, "tolist"):
+        raw = raw.tolist()
     if isinstance(raw, str):
         parts = raw.replace(";", ",").split(",")
-    elif isinstance(raw, Sequence) or hasattr(raw, "tolist"):
-        parts = [str(p) for p in (raw.tolist() if hasattr(raw, "tolist") else raw)]
+    elif isinstance(raw, list | tuple):
+        parts = [str(p) for p in raw]
     else:
         return ()
     return tuple(dict.fromkeys(p.strip().upper().lstrip("$") for p in parts if p.strip()))
@@ -202,7 +205,7 @@ def backtest_series(frame: pd.DataFrame, settings: AggregateSettings) -> Backtes
     times = _times_ms(frame[columns["timestamp"]], "<series>", "timestamp")
     values = [round(float(v)) for v in frame[columns["value"]]]
     pairs = sorted(zip(times, values, strict=True))
-    gaps = sorted(b[0] - a[0] for a, b in zip(pairs, pairs[1:], strict=False) if b[0] > a[0])
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(pairs) if b[0] > a[0])
     window_ms = max(1, gaps[len(gaps) // 2]) if gaps else settings.window_ms
     tuned = settings.model_copy(update={"window_ms": window_ms})
     track = new_track(tuned, SERIES_KEY, pairs[0][0] if pairs else 0, top_headlines=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -61,5 +60,5 @@ def register(app: typer.Typer) -> None:
         settings = load_settings(config).aggregate
         report = {"detection": bench_detection(settings, range(first_seed, first_seed + seeds))}
         if replay:
-            report["restart"] = restart_check(replace(settings), seed=first_seed)
+            report["restart"] = restart_check(settings, seed=first_seed)
         typer.echo(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ class MemoryStateStore:
 
     def __init__(self) -> None:
         self._snapshot: str | None = None
-        self._ids: list[str] = []
+        self._ids: deque[str] = deque()
 
     def load(self) -> tuple[dict[str, Any] | None, list[str]]:
         snapshot = json.loads(self._snapshot) if self._snapshot is not None else None
@@ -45,7 +46,9 @@ class MemoryStateStore:
 
     def save(self, snapshot: dict[str, Any], new_ids: Sequence[str], keep_ids: int) -> None:
         self._snapshot = json.dumps(snapshot)
-        self._ids = [*self._ids, *new_ids][-keep_ids:]
+        self._ids.extend(new_ids)
+        while len(self._ids) > keep_ids:
+            self._ids.popleft()
 
     def close(self) -> None:
         return None

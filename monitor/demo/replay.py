@@ -56,6 +56,13 @@ class ReplayProducer:
     def run(self, stop: threading.Event) -> None:
         started = time.monotonic()
         interval = 1.0 / self.plan.rate_per_sec
+        try:
+            self._loop(stop, started, interval)
+        finally:
+            self.producer.flush(timeout=10)
+            self.producer.close(timeout=5)
+
+    def _loop(self, stop: threading.Event, started: float, interval: float) -> None:
         while not stop.is_set():
             self._send(self.generator.item())
             if self.plan.malformed_every and self.sent % self.plan.malformed_every == 0:
@@ -69,4 +76,3 @@ class ReplayProducer:
                 logger.info("injected a negative burst of %d items on %r",
                             self.plan.burst_items, self.plan.burst_topic)
             stop.wait(interval)
-        self.producer.flush(timeout=10)

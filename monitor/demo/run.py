@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from pydantic import SecretStr
 
 from alerts.receiver import ReceivedAlert, ReceiverConfig, WebhookReceiver
 from monitor.broker import EmbeddedBroker, free_port
@@ -44,7 +45,7 @@ def demo_settings(settings: Settings, bootstrap: str, model_dir: Path, receiver_
         "aggregate": settings.aggregate.model_copy(update=DEMO_AGGREGATE),
         "alerts": settings.alerts.model_copy(update={
             "webhook_urls": (receiver_url + "risk-team",),
-            "webhook_secret": secret,
+            "webhook_secret": SecretStr(secret),
             "backoff_initial_sec": 0.2,
         }),
         "metrics": settings.metrics.model_copy(update={"port": free_port()}),
