@@ -113,7 +113,9 @@ def _require_str(obj: Mapping[str, Any], key: str, *, optional: bool) -> str | N
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise InvalidMessage("bad_field_type", f"{key!r} must be a string, got {type(value).__name__}")
+        raise InvalidMessage(
+            "bad_field_type", f"{key!r} must be a string, got {type(value).__name__}"
+        )
     return value
 
 
@@ -230,7 +232,9 @@ def decode_scored(payload: bytes) -> ScoredItem:
             topic=str(obj["topic"]),
             sentiment=str(obj["sentiment"]),
             sentiment_score=float(obj.get("sentiment_score", 0.0)),
-            negative_prob=float(probs.get("negative", 1.0 if obj["sentiment"] == "negative" else 0)),
+            negative_prob=float(
+                probs.get("negative", 1.0 if obj["sentiment"] == "negative" else 0)
+            ),
             published_at=parse_time(obj["published_at"]),
             ingested_at=parse_time(obj.get("ingested_at") or obj["scored_at"]),
             tickers=tuple(_as_str_list(obj.get("tickers"))),

@@ -43,22 +43,28 @@ def load_classifier(settings: Settings, metrics: Metrics) -> Classifier:
     """The classifier from ``model.path``; a clear ConfigError when none is configured."""
     if not settings.model.path:
         raise ConfigError(
-            "model.path", "is empty: the classify role needs a trained model",
+            "model.path",
+            "is empty: the classify role needs a trained model",
             "set it to a directory written by `finmon train` (or run `finmon demo`)",
         )
     if not Path(settings.model.path).is_dir():
-        raise ConfigError("model.path", f"{settings.model.path!r} is not a directory",
-                          "point it at an exported FinMon model directory")
+        raise ConfigError(
+            "model.path",
+            f"{settings.model.path!r} is not a directory",
+            "point it at an exported FinMon model directory",
+        )
     return TorchClassifier.from_dir(
-        settings.model.path, device=settings.model.device,
+        settings.model.path,
+        device=settings.model.device,
         max_batch_items=settings.model.max_batch_items,
-        max_length_tokens=settings.model.max_length_tokens, metrics=metrics,
+        max_length_tokens=settings.model.max_length_tokens,
+        metrics=metrics,
     )
 
 
 @dataclass
 class Daemon:
-    """All roles of one process. Build with :meth:`from_settings`, then :meth:`run` or :meth:`start`."""
+    """All roles of one process. Build with :meth:`from_settings`, then ``run`` or ``start``."""
 
     settings: Settings
     metrics: Metrics
@@ -73,7 +79,10 @@ class Daemon:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, metrics: Metrics | None = None,
+        cls,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
         classifier: Classifier | None = None,
         extra_sinks: Sequence[Callable[[AlertEvent], None]] = (),
     ) -> Daemon:
@@ -167,8 +176,13 @@ def _status_log(metrics: Metrics) -> Iterator[None]:
     """A periodic INFO line with the main counters (APScheduler job)."""
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(
-        _log_status, "interval", seconds=STATUS_LOG_INTERVAL_SEC, args=[metrics],
-        id="status-log", max_instances=1, coalesce=True,
+        _log_status,
+        "interval",
+        seconds=STATUS_LOG_INTERVAL_SEC,
+        args=[metrics],
+        id="status-log",
+        max_instances=1,
+        coalesce=True,
     )
     scheduler.start()
     try:

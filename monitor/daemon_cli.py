@@ -15,13 +15,15 @@ from monitor.settings import Role, Settings, load_settings
 logger = logging.getLogger(__name__)
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config (see configs/finmon.example.yaml).")
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config (see configs/finmon.example.yaml)."),
 ]
 
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("kafka", "httpx", "apscheduler"):
@@ -31,7 +33,9 @@ def setup_logging(level: str) -> None:
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
     """Load settings; on a bad value print the key and the fix, and exit with status 2."""
     try:
-        return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
+        return load_settings(
+            config, overrides={k: v for k, v in overrides.items() if v is not None}
+        )
     except ConfigError as exc:
         typer.echo(f"finmon: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -39,7 +43,9 @@ def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
 
 def run(
     config: ConfigOption = None,
-    role: Annotated[Role | None, typer.Option(help="classify, aggregate or all (default: config)")] = None,
+    role: Annotated[
+        Role | None, typer.Option(help="classify, aggregate or all (default: config)")
+    ] = None,
 ) -> None:
     """Run the monitor daemon until SIGINT/SIGTERM."""
     from monitor.daemon import Daemon

@@ -87,12 +87,16 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             registry=reg,
         ),
         batch_size=Histogram(
-            "finmon_classify_batch_size_items", "Items per model batch.",
-            buckets=BATCH_SIZE_BUCKETS, registry=reg,
+            "finmon_classify_batch_size_items",
+            "Items per model batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=reg,
         ),
         batch_tokens=Histogram(
-            "finmon_classify_batch_tokens", "Padded tokens per model batch.",
-            buckets=BATCH_TOKEN_BUCKETS, registry=reg,
+            "finmon_classify_batch_tokens",
+            "Padded tokens per model batch.",
+            buckets=BATCH_TOKEN_BUCKETS,
+            registry=reg,
         ),
         stage_seconds=Histogram(
             "finmon_classify_stage_seconds",

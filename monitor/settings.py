@@ -1,8 +1,8 @@
 """Frozen, validated settings, read once at the entry point.
 
 Sources, lowest precedence first: field defaults, the YAML config file, environment variables
-``FINMON_<SECTION>__<KEY>`` (for example ``FINMON_KAFKA__BOOTSTRAP_SERVERS=broker:9092``). Inner code
-receives these typed objects and never reads the environment itself.
+``FINMON_<SECTION>__<KEY>`` (for example ``FINMON_KAFKA__BOOTSTRAP_SERVERS=broker:9092``).
+Inner code receives these typed objects and never reads the environment itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 
@@ -39,7 +47,7 @@ class KafkaSettings(_Frozen):
     aggregate_group: str = "finmon-aggregate"
     client_id: str = "finmon"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    # A modest poll interval: a stuck worker leaves the group fast, and group joins complete quickly.
+    # A modest poll interval: a stuck worker leaves the group fast; group joins complete quickly.
     max_poll_interval_ms: int = Field(default=30_000, ge=1_000)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=2_000, ge=100)
@@ -117,13 +125,30 @@ class AggregateSettings(_Frozen):
     cooldown_ms: int = Field(default=900_000, ge=0)
     # Key kinds whose transitions are emitted (all are still windowed and exported as metrics).
     alert_key_kinds: tuple[Literal["topic", "ticker", "overall"], ...] = (
-        "topic", "ticker", "overall"
+        "topic",
+        "ticker",
+        "overall",
     )
+    # Ticker series beyond the cap are not tracked; a ticker quiet for max_fill_windows is dropped.
     max_ticker_series: int = Field(default=200, ge=0)
+    # Ids remembered (and persisted) to skip at-least-once redeliveries.
     max_tracked_ids: int = Field(default=200_000, ge=1)
+    # Event times further ahead of the wall clock are clamped to it (producer clock skew).
     max_future_ms: int = Field(default=300_000, ge=0)
+    # Empty windows evaluated per quiet gap before the rest of the gap is skipped.
     max_fill_windows: int = Field(default=120, ge=1)
+    # SQLite file under state.dir holding windows, baselines, rule states and recent ids.
     state_file: str = "aggregate.sqlite"
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> AggregateSettings:
+        if self.spike_critical_z < self.spike_z:
+            raise ValueError("spike_critical_z must be >= spike_z")
+        if self.resolve_z >= self.spike_z:
+            raise ValueError("resolve_z must be < spike_z (hysteresis)")
+        if self.volume_critical_ratio < self.volume_min_ratio:
+            raise ValueError("volume_critical_ratio must be >= volume_min_ratio")
+        return self
 
 
 class AlertSettings(_Frozen):
@@ -227,7 +252,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"is not valid YAML ({exc})", "fix the YAML syntax") from exc
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "top level must be a mapping", "see configs/finmon.example.yaml")
+        raise ConfigError(
+            str(path), "top level must be a mapping", "see configs/finmon.example.yaml"
+        )
     return data
 
 

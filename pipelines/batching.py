@@ -90,5 +90,7 @@ def collate(
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
     inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-    labels = {t: torch.as_tensor(v[index], dtype=torch.long).to(device) for t, v in data.labels.items()}
+    labels = {
+        t: torch.as_tensor(v[index], dtype=torch.long).to(device) for t, v in data.labels.items()
+    }
     return inputs, labels

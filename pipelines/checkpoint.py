@@ -63,8 +63,9 @@ class Checkpointer:
         except (OSError, RuntimeError, EOFError) as exc:
             raise CheckpointError(str(self.file), f"unreadable ({exc})") from exc
         saved = payload.get("fingerprint", {})
-        changed = sorted(k for k in set(saved) | set(self.fingerprint)
-                         if saved.get(k) != self.fingerprint.get(k))
+        changed = sorted(
+            k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k)
+        )
         if changed:
             raise CheckpointError(str(self.file), f"written with a different config ({changed})")
         return payload

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 import typer
 
@@ -18,6 +18,7 @@ from monitor.errors import FinMonError
 logger = logging.getLogger(__name__)
 
 Opt = typer.Option
+Task = Literal["sentiment", "topic"]
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
+    *,
     out: Annotated[Path, Opt("--out", help="Directory for the exported model.")],
     config: Annotated[Path | None, Opt("--config", help="YAML training config.")] = None,
     resume: Annotated[bool, Opt("--resume", help="Continue from <out>/checkpoint.")] = False,
@@ -40,12 +42,18 @@ def train_command(
     epochs: Annotated[float | None, Opt(help="Epochs (fractions allowed).")] = None,
     lr: Annotated[float | None, Opt(help="Peak encoder learning rate.")] = None,
     batch_size: Annotated[int | None, Opt(help="Training batch size.")] = None,
-    max_length_tokens: Annotated[int | None, Opt(help="Truncate texts to this many tokens.")] = None,
-    max_minutes: Annotated[float | None, Opt(help="Wall-time budget; best state is exported.")] = None,
+    max_length_tokens: Annotated[
+        int | None, Opt(help="Truncate texts to this many tokens.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, Opt(help="Wall-time budget; best state is exported.")
+    ] = None,
     seed: Annotated[int | None, Opt(help="Random seed.")] = None,
     holdout_fraction: Annotated[float | None, Opt(help="Share of *_train held out.")] = None,
     class_weights: Annotated[bool | None, Opt("--class-weights/--no-class-weights")] = None,
-    lora_rank: Annotated[int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")] = None,
+    lora_rank: Annotated[
+        int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")
+    ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
@@ -57,22 +65,43 @@ def train_command(
 
     _logging()
     overrides: dict[str, Any] = {
-        "sentiment_train": sentiment_train, "topic_train": topic_train,
-        "sentiment_test": sentiment_test, "topic_test": topic_test, "base_model": base_model,
-        "text_col": text_col, "label_col": label_col, "epochs": epochs, "lr": lr,
-        "batch_size": batch_size, "max_length_tokens": max_length_tokens,
-        "max_minutes": max_minutes, "seed": seed, "holdout_fraction": holdout_fraction,
-        "class_weights": class_weights, "lora_rank": lora_rank, "device": device,
+        "sentiment_train": sentiment_train,
+        "topic_train": topic_train,
+        "sentiment_test": sentiment_test,
+        "topic_test": topic_test,
+        "base_model": base_model,
+        "text_col": text_col,
+        "label_col": label_col,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_length_tokens": max_length_tokens,
+        "max_minutes": max_minutes,
+        "seed": seed,
+        "holdout_fraction": holdout_fraction,
+        "class_weights": class_weights,
+        "lora_rank": lora_rank,
+        "device": device,
         "num_threads": num_threads,
     }
     with _errors():
         result = train(load_config(config, **overrides), out, progress=progress, resume=resume)
-    typer.echo(json.dumps({"model_dir": str(result.model_dir), "seconds": round(result.seconds, 1),
-                           "steps": result.steps, "stopped": result.stopped,
-                           "metrics": result.metrics}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "model_dir": str(result.model_dir),
+                "seconds": round(result.seconds, 1),
+                "steps": result.steps,
+                "stopped": result.stopped,
+                "metrics": result.metrics,
+            },
+            indent=2,
+        )
+    )
 
 
 def evaluate_command(
+    *,
     model: Annotated[Path, Opt("--model", help="Exported model directory.")],
     data: Annotated[Path, Opt("--data", help="Labelled CSV, JSONL or Parquet file.")],
     task: Annotated[str | None, Opt(help="sentiment or topic (inferred when omitted).")] = None,
@@ -90,9 +119,14 @@ def evaluate_command(
     _logging()
     if task not in (None, "sentiment", "topic"):
         raise typer.BadParameter("must be sentiment or topic", param_hint="--task")
-    options = EvalOptions(task=task, text_col=text_col, label_col=label_col,  # type: ignore[arg-type]
-                          out_dir=str(out_dir) if out_dir else None, robustness=robustness,
-                          batch_size=batch_size)
+    options = EvalOptions(
+        task=cast(Task | None, task),
+        text_col=text_col,
+        label_col=label_col,
+        out_dir=str(out_dir) if out_dir else None,
+        robustness=robustness,
+        batch_size=batch_size,
+    )
     with _errors():
         result = evaluate(model, data, options)
     typer.echo(json.dumps(result) if as_json else format_report(result))
@@ -110,13 +144,17 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     if "robustness" in result:
         rob = result["robustness"]
-        lines.append(f"typo/casing noise: accuracy {rob['noisy_accuracy']:.4f} "
-                     f"(drop {rob['accuracy_drop']:+.4f}), flip rate {rob['flip_rate']:.4f}")
+        lines.append(
+            f"typo/casing noise: accuracy {rob['noisy_accuracy']:.4f} "
+            f"(drop {rob['accuracy_drop']:+.4f}), flip rate {rob['flip_rate']:.4f}"
+        )
     width = max(len(n) for n in result["per_class"])
     lines.append(f"{'class':<{width}}  precision  recall     f1  support")
     for name, s in result["per_class"].items():
-        lines.append(f"{name:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:5.4f}"
-                     f"  {s['support']:7d}")
+        lines.append(
+            f"{name:<{width}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:5.4f}"
+            f"  {s['support']:7d}"
+        )
     lines.append(f"wrote {result['files']['json']} and {result['files']['confusion_png']}")
     return "\n".join(lines)
 
@@ -142,4 +180,6 @@ def _cpu_threads_yield() -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -69,7 +69,7 @@ class TrainConfig:
     device: Device = "auto"
     num_threads: int | None = None
     lora_rank: int | None = None
-    lora_alpha: float = 16.0
+    lora_alpha: int = 16
     version: str | None = None
     keep_checkpoint: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -87,8 +87,11 @@ class TrainConfig:
             ("patience_evals", self.patience_evals >= 1, "must be >= 1"),
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
-            ("topic_labels", len(set(self.topic_labels)) == len(self.topic_labels) > 1,
-             "needs two or more distinct names"),
+            (
+                "topic_labels",
+                len(set(self.topic_labels)) == len(self.topic_labels) > 1,
+                "needs two or more distinct names",
+            ),
         ]
         for key, ok, problem in checks:
             if not ok:

@@ -61,7 +61,9 @@ def topic_spec(names: Sequence[str] = TWITTER_TOPICS) -> LabelSpec:
     return LabelSpec(names=tuple(names), id_names=tuple(names), synonyms={})
 
 
-def load_table(path: str | Path, text_col: str = TEXT, label_col: str | None = LABEL) -> pd.DataFrame:
+def load_table(
+    path: str | Path, text_col: str = TEXT, label_col: str | None = LABEL
+) -> pd.DataFrame:
     """Read CSV/TSV, JSON Lines or Parquet by suffix; return its text (and label) columns as-is.
 
     Raises DataError for unreadable files, missing columns and empty or non-string texts.
@@ -114,7 +116,9 @@ def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
 
 
-def map_labels(values: Sequence[object], spec: LabelSpec, file: str, column: str = LABEL) -> np.ndarray:
+def map_labels(
+    values: Sequence[object], spec: LabelSpec, file: str, column: str = LABEL
+) -> np.ndarray:
     """Label ids (indices into ``spec.names``) for names, synonyms or data-file ids.
 
     Integers (or digit strings) are data-file ids and go through ``spec.id_names``; strings are
@@ -123,23 +127,29 @@ def map_labels(values: Sequence[object], spec: LabelSpec, file: str, column: str
     table = spec.lookup()
     out = np.empty(len(values), dtype=np.int64)
     for i, value in enumerate(values):
-        out[i] = _one_label(value, spec, table, file, column, i + 1)
+        out[i] = _one_label(value, spec, table, where=(file, column, i + 1))
     return out
 
 
 def _one_label(
-    value: object, spec: LabelSpec, table: dict[str, int], file: str, column: str, row: int
+    value: object, spec: LabelSpec, table: dict[str, int], *, where: tuple[str, str, int]
 ) -> int:
+    file, column, row = where
     as_id = _as_int(value)
     if as_id is not None:
         if 0 <= as_id < len(spec.id_names):
             return spec.names.index(spec.id_names[as_id])
-        raise DataError(file, f"label id {as_id} out of range 0..{len(spec.id_names) - 1}",
-                        row=row, column=column)
+        raise DataError(
+            file,
+            f"label id {as_id} out of range 0..{len(spec.id_names) - 1}",
+            row=row,
+            column=column,
+        )
     if isinstance(value, str) and value.strip().lower() in table:
         return table[value.strip().lower()]
-    raise DataError(file, f"unknown label {value!r} (known: {', '.join(spec.names)})",
-                    row=row, column=column)
+    raise DataError(
+        file, f"unknown label {value!r} (known: {', '.join(spec.names)})", row=row, column=column
+    )
 
 
 def _as_int(value: object) -> int | None:
@@ -170,7 +180,11 @@ def dedup(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     first = frame.drop_duplicates(subset=[KEY]).set_index(KEY)
     first[LABEL] = label
     out = first.reset_index()[[TEXT, LABEL, KEY]]
-    stats = {"exact": exact, "normalised": len(frame) - len(out) - exact, "conflicting": conflicting}
+    stats = {
+        "exact": exact,
+        "normalised": len(frame) - len(out) - exact,
+        "conflicting": conflicting,
+    }
     return out, stats
 
 

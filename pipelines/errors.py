@@ -17,7 +17,9 @@ class DataError(PipelineError):
     ``--text-col`` / ``--label-col``.
     """
 
-    def __init__(self, file: str, problem: str, *, row: int | None = None, column: str | None = None):
+    def __init__(
+        self, file: str, problem: str, *, row: int | None = None, column: str | None = None
+    ):
         self.file = file
         self.problem = problem
         self.row = row

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerBase
 
-from monitor.classify.model import load_model
+from monitor.classify.model import MultiTaskModel, load_model
 from monitor.classify.text import normalise
 from pipelines.data import SENTIMENT_SPEC, LabelSpec, load_table, map_labels, topic_spec
 from pipelines.errors import DataError
@@ -40,8 +41,28 @@ class EvalOptions:
     device: str | None = None
 
 
-def evaluate(model_dir: str | Path, data: str | Path, options: EvalOptions = EvalOptions()
-             ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Scorer:
+    model: MultiTaskModel
+    tokenizer: PreTrainedTokenizerBase
+    device: torch.device
+    batch_size: int
+
+    def probs(self, texts: list[str], task: str) -> np.ndarray:
+        return predict_probs(
+            self.model,
+            self.tokenizer,
+            texts,
+            task,
+            batch_size=self.batch_size,
+            device=self.device,
+            clean=False,
+        )
+
+
+def evaluate(
+    model_dir: str | Path, data: str | Path, options: EvalOptions = EvalOptions()
+) -> dict[str, Any]:
     """Evaluate and write ``<out_dir>/<stem>-<task>.json`` and ``...-confusion.png``.
 
     ``out_dir`` defaults to ``<model_dir>/eval``. Blocking. Raises DataError (bad file or labels),
@@ -49,23 +70,32 @@ def evaluate(model_dir: str | Path, data: str | Path, options: EvalOptions = Eva
     """
     model, tokenizer = load_model(model_dir)
     device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device)
+    scorer = _Scorer(model.to(device), tokenizer, device, options.batch_size)
     frame = load_table(data, options.text_col, options.label_col)
     task = options.task or infer_task(list(model.heads), Path(data).name, frame["label"].tolist())
     if task not in model.heads:
-        raise DataError(str(data), f"model {model_dir} has no {task!r} head", column=options.label_col)
+        raise DataError(
+            str(data), f"model {model_dir} has no {task!r} head", column=options.label_col
+        )
     spec = _spec(task, model.meta.labels[task])
     truth = map_labels(frame["label"].tolist(), spec, str(data), options.label_col)
     texts = [normalise(t) for t in frame["text"].tolist()]
-    probs = _probs(model, tokenizer, texts, task, options, device)
+    probs = scorer.probs(texts, task)
     matrix = confusion(truth, probs.argmax(axis=1), len(spec.names))
-    result: dict[str, Any] = {"model": str(model_dir), "data": str(data), "task": task,
-                              **report(matrix, spec.names).to_json(),
-                              "ece": expected_calibration_error(probs, truth),
-                              "confusion": matrix.tolist(), "labels": list(spec.names)}
+    result: dict[str, Any] = {
+        "model": str(model_dir),
+        "data": str(data),
+        "task": task,
+        **report(matrix, spec.names).to_json(),
+        "ece": expected_calibration_error(probs, truth),
+        "confusion": matrix.tolist(),
+        "labels": list(spec.names),
+    }
     if options.robustness:
-        result["robustness"] = _robustness(model, tokenizer, texts, truth, probs, task, options, device)
-    result["files"] = _write(result, matrix, spec.names, model_dir, data, task, options)
+        noisy = scorer.probs(noisy_copies(texts, options.noise_seed), task)
+        result["robustness"] = robustness(truth, probs, noisy) | {"noise_seed": options.noise_seed}
+    out = Path(options.out_dir) if options.out_dir else Path(model_dir) / "eval"
+    result["files"] = _write(result, matrix, out / f"{Path(data).stem}-{task}")
     return result
 
 
@@ -86,41 +116,32 @@ def infer_task(heads: list[str], file_name: str, labels: list[object]) -> Task:
 
 def _spec(task: str, names: tuple[str, ...]) -> LabelSpec:
     if task == "sentiment":
-        return LabelSpec(names=names, id_names=SENTIMENT_SPEC.id_names, synonyms=SENTIMENT_SPEC.synonyms)
+        return LabelSpec(
+            names=names, id_names=SENTIMENT_SPEC.id_names, synonyms=SENTIMENT_SPEC.synonyms
+        )
     return topic_spec(names)
 
 
-def _probs(model: Any, tokenizer: Any, texts: list[str], task: str, options: EvalOptions,
-           device: torch.device) -> np.ndarray:
-    return predict_probs(model, tokenizer, texts, task, batch_size=options.batch_size,
-                         device=device, clean=False)
+def robustness(truth: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 on noisy copies, the accuracy drop, and how many predictions flip."""
+    clean_pred, noisy_pred = clean.argmax(axis=1), noisy.argmax(axis=1)
+    n = clean.shape[1]
+    noisy_report = report(confusion(truth, noisy_pred, n), [str(i) for i in range(n)])
+    return {
+        "noisy_accuracy": noisy_report.accuracy,
+        "noisy_macro_f1": noisy_report.macro_f1,
+        "accuracy_drop": float((clean_pred == truth).mean()) - noisy_report.accuracy,
+        "flip_rate": float((clean_pred != noisy_pred).mean()),
+    }
 
 
-def _robustness(model: Any, tokenizer: Any, texts: list[str], truth: np.ndarray,
-                clean_probs: np.ndarray, task: str, options: EvalOptions, device: torch.device
-                ) -> dict[str, float]:
-    noisy = noisy_copies(texts, options.noise_seed)
-    probs = _probs(model, tokenizer, noisy, task, options, device)
-    clean_pred, noisy_pred = clean_probs.argmax(axis=1), probs.argmax(axis=1)
-    clean_acc = float((clean_pred == truth).mean())
-    noisy_acc = float((noisy_pred == truth).mean())
-    return {"noisy_accuracy": noisy_acc, "accuracy_drop": clean_acc - noisy_acc,
-            "flip_rate": float((clean_pred != noisy_pred).mean()),
-            "noisy_macro_f1": report(confusion(truth, noisy_pred, probs.shape[1]),
-                                     [str(i) for i in range(probs.shape[1])]).macro_f1,
-            "noise_seed": float(options.noise_seed)}
-
-
-def _write(result: dict[str, Any], matrix: np.ndarray, names: tuple[str, ...],
-           model_dir: str | Path, data: str | Path, task: str, options: EvalOptions
-           ) -> dict[str, str]:
-    out = Path(options.out_dir) if options.out_dir else Path(model_dir) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{Path(data).stem}-{task}"
-    json_path, png_path = out / f"{stem}.json", out / f"{stem}-confusion.png"
+def _write(result: dict[str, Any], matrix: np.ndarray, stem: Path) -> dict[str, str]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = Path(f"{stem}.json"), Path(f"{stem}-confusion.png")
     files = {"json": str(json_path), "confusion_png": str(png_path)}
     json_path.write_text(json.dumps({**result, "files": files}, indent=2) + "\n", encoding="utf-8")
-    plot_confusion(matrix, names, png_path, title=f"{task}: {Path(data).name}")
+    title = f"{result['task']}: {Path(result['data']).name}"
+    plot_confusion(matrix, tuple(result["labels"]), png_path, title=title)
     return files
 
 
@@ -143,8 +164,15 @@ def plot_confusion(matrix: np.ndarray, names: tuple[str, ...], path: Path, title
     ax.set_title(title)
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,4 +1,4 @@
-"""Write the served model directory and its ``model_card.json``; score the test sets for the card."""
+"""Write the served model directory and its ``model_card.json``; score test sets for the card."""
 
 from __future__ import annotations
 
@@ -35,16 +35,26 @@ def version_string(config: TrainConfig) -> str:
 
 
 def test_metrics(
-    model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, tasks: Mapping[str, TaskData],
-    config: TrainConfig, device: torch.device,
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Mapping[str, TaskData],
+    config: TrainConfig,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Scores on the configured test files (report only; nothing is selected on them)."""
     out: dict[str, Any] = {}
     for task, data in tasks.items():
         if data.test is None:
             continue
-        probs = predict_probs(model, tokenizer, data.test["text"].tolist(), task,
-                              batch_size=config.eval_batch_size, device=device, clean=False)
+        probs = predict_probs(
+            model,
+            tokenizer,
+            data.test["text"].tolist(),
+            task,
+            batch_size=config.eval_batch_size,
+            device=device,
+            clean=False,
+        )
         truth = data.test["label"].to_numpy()
         rep = report(confusion(truth, probs.argmax(axis=1), len(data.spec.names)), data.spec.names)
         out[task] = {**rep.to_json(), "ece": expected_calibration_error(probs, truth)}
@@ -52,8 +62,14 @@ def test_metrics(
 
 
 def export_model(
-    model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, tasks: Mapping[str, TaskData],
-    config: TrainConfig, out_dir: str | Path, metrics: Mapping[str, Any], run: Mapping[str, Any],
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    tasks: Mapping[str, TaskData],
+    config: TrainConfig,
+    out_dir: str | Path,
+    metrics: Mapping[str, Any],
+    run: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Save weights, tokenizer and label maps (monitor's format) plus the card; return the card."""
     version = version_string(config)
@@ -69,9 +85,12 @@ def export_model(
         "metrics": dict(metrics),
         "run": dict(run),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "software": {"finmon": finmon_version(), "torch": torch.__version__,
-                     "transformers": package_version("transformers"),
-                     "python": platform.python_version()},
+        "software": {
+            "finmon": finmon_version(),
+            "torch": torch.__version__,
+            "transformers": package_version("transformers"),
+            "python": platform.python_version(),
+        },
     }
     path = Path(out_dir) / CARD_FILE
     path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")

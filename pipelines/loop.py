@@ -126,8 +126,14 @@ class TrainLoop:
     def run(self) -> StateDict:
         """Train and return the best holdout state (CPU tensors). Blocking."""
         start, start_step = self.clock(), self.state.step
-        bar = tqdm(total=self.state.total_steps, initial=self.state.step, disable=not self.progress,
-                   desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.state.total_steps,
+            initial=self.state.step,
+            disable=not self.progress,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
         running: float | None = None
         self._eval_sec = 0.0
         self.model.train()
@@ -148,8 +154,10 @@ class TrainLoop:
         if not self.state.history or self.state.history[-1]["step"] != self.state.step:
             self._evaluate(self.state.elapsed_sec)
         if not self.state.stopped and self.state.total_steps < self.state.planned_steps:
-            self.state.stopped = (f"time budget of {self.config.max_minutes} min: schedule ended "
-                                  f"at step {self.state.total_steps} of {self.state.planned_steps}")
+            self.state.stopped = (
+                f"time budget of {self.config.max_minutes} min: schedule ended "
+                f"at step {self.state.total_steps} of {self.state.planned_steps}"
+            )
         self.state.stopped = self.state.stopped or "planned steps done"
         if self.best is None:
             self.best = _cpu_state(self.model)
@@ -173,7 +181,7 @@ class TrainLoop:
             logits = self.model(**inputs)
         loss = masked_loss(logits, labels, self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
         self.optimizer.step()
         self.state.step += 1
@@ -193,9 +201,14 @@ class TrainLoop:
         score = float(np.mean([s["macro_f1"] for s in scores.values()])) if scores else 0.0
         train_loss = self._loss_sum / self._loss_count if self._loss_count else None
         self._loss_sum, self._loss_count = 0.0, 0
-        record = {"step": self.state.step, "epoch": round(self.state.step / self.per_epoch, 3),
-                  "elapsed_sec": round(elapsed_sec, 1), "train_loss": train_loss,
-                  "holdout": scores, "score": score}
+        record = {
+            "step": self.state.step,
+            "epoch": round(self.state.step / self.per_epoch, 3),
+            "elapsed_sec": round(elapsed_sec, 1),
+            "train_loss": train_loss,
+            "holdout": scores,
+            "score": score,
+        }
         self.state.history.append(record)
         if score > self.state.best_score:
             self.state.best_score, self.state.best_step = score, self.state.step
@@ -204,10 +217,16 @@ class TrainLoop:
         else:
             self.state.evals_since_best += 1
             if self.state.evals_since_best >= self.config.patience_evals:
-                self.state.stopped = f"early stop: no holdout gain in {self.config.patience_evals} evals"
-        logger.info("step %d: holdout %s (best %.4f at %d)", self.state.step,
-                    {t: round(s["macro_f1"], 4) for t, s in scores.items()},
-                    self.state.best_score, self.state.best_step)
+                self.state.stopped = (
+                    f"early stop: no holdout gain in {self.config.patience_evals} evals"
+                )
+        logger.info(
+            "step %d: holdout %s (best %.4f at %d)",
+            self.state.step,
+            {t: round(s["macro_f1"], 4) for t, s in scores.items()},
+            self.state.best_score,
+            self.state.best_step,
+        )
         if self.checkpointer is not None:
             snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
             self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
@@ -215,8 +234,14 @@ class TrainLoop:
     def _score(self, task: str, holdout: Holdout) -> dict[str, float]:
         if not len(holdout.data):
             return {"accuracy": 0.0, "macro_f1": 0.0}
-        probs = predict_encoded(self.model, holdout.data, task, self.config.eval_batch_size, self.pad_id,
-                     self.device)
+        probs = predict_encoded(
+            self.model,
+            holdout.data,
+            task,
+            batch_size=self.config.eval_batch_size,
+            pad_id=self.pad_id,
+            device=self.device,
+        )
         truth = holdout.data.labels[task]
         rep = report(confusion(truth, probs.argmax(axis=1), len(holdout.names)), holdout.names)
         return {"accuracy": rep.accuracy, "macro_f1": rep.macro_f1}
@@ -236,13 +261,19 @@ class TrainLoop:
         if done < self.config.budget_probe_steps or (done % self.config.budget_probe_steps):
             return
         probe = BudgetProbe(
-            done_steps=self.state.step, elapsed_sec=elapsed + EXPORT_RESERVE_SEC,
-            sec_per_step=sec_per_step, sec_per_eval=sec_per_eval, steps_per_eval=self.eval_every,
+            done_steps=self.state.step,
+            elapsed_sec=elapsed + EXPORT_RESERVE_SEC,
+            sec_per_step=sec_per_step,
+            sec_per_eval=sec_per_eval,
+            steps_per_eval=self.eval_every,
         )
         fitted = fit_total_steps(probe, self.state.planned_steps, budget)
         if abs(fitted - self.state.total_steps) > self.config.budget_probe_steps:
-            logger.info("time budget: run now ends at step %d (planned %d)", fitted,
-                        self.state.planned_steps)
+            logger.info(
+                "time budget: run now ends at step %d (planned %d)",
+                fitted,
+                self.state.planned_steps,
+            )
             self.state.total_steps = fitted
             bar.total = fitted
             bar.refresh()

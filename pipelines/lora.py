@@ -24,9 +24,14 @@ def apply_lora(model: MultiTaskModel, config: TrainConfig) -> MultiTaskModel:
         from peft import LoraConfig, get_peft_model
     except ImportError as exc:
         raise TrainConfigError("lora_rank", "needs `pip install peft`") from exc
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                      target_modules=list(TARGET_MODULES))
-    model.encoder = get_peft_model(model.encoder, lora)
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=list(TARGET_MODULES),
+    )
+    wrapped: Any = get_peft_model(model.encoder, lora)
+    model.encoder = wrapped
     return model
 
 

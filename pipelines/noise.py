@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _NEIGHBOURS = {
-    ch: "".join(
-        row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)
-    )
+    ch: "".join(row[j] for j in (i - 1, i + 1) if 0 <= j < len(row))
     for row in _KEYBOARD_ROWS
     for i, ch in enumerate(row)
 }

@@ -34,11 +34,17 @@ def predict_probs(
     length = max_length_tokens or model.meta.max_length_tokens
     prepared = [normalise(t) for t in texts] if clean else list(texts)
     data = encode(tokenizer, {task: (prepared, np.zeros(len(prepared)))}, [task], length)
-    return predict_encoded(model, data, task, batch_size, int(tokenizer.pad_token_id or 0), device)
+    pad_id = int(tokenizer.pad_token_id or 0)
+    return predict_encoded(model, data, task, batch_size=batch_size, pad_id=pad_id, device=device)
 
 
 def predict_encoded(
-    model: MultiTaskModel, data: Encoded, task: str, batch_size: int, pad_id: int,
+    model: MultiTaskModel,
+    data: Encoded,
+    task: str,
+    *,
+    batch_size: int,
+    pad_id: int,
     device: torch.device,
 ) -> np.ndarray:
     """Probabilities for already-encoded examples, in their original order."""

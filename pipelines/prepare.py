@@ -12,8 +12,8 @@ import pandas as pd
 from pipelines.config import TrainConfig
 from pipelines.data import (
     KEY,
-    LabelSpec,
     SENTIMENT_SPEC,
+    LabelSpec,
     dedup,
     file_sha256,
     grouped_split,

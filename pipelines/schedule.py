@@ -1,4 +1,4 @@
-"""Learning-rate schedule and wall-time budget arithmetic. Pure functions of step counts and seconds."""
+"""Learning-rate schedule and wall-time budget arithmetic: pure functions of steps and seconds."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ class WarmupLinear:
         return max(0.0, (self.total_steps - step) / span)
 
 
-
 def planned_steps(n_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
     """``(steps_per_epoch, total_steps)`` for a run of ``epochs`` (fractions allowed)."""
     per_epoch = max(1, math.ceil(n_examples / batch_size))
@@ -40,9 +39,11 @@ class BudgetProbe:
     steps_per_eval: int
 
 
-def fit_total_steps(probe: BudgetProbe, total_steps: int, budget_sec: float, margin: float = 0.93) -> int:
-    """The largest step count (never above ``total_steps``, never below ``done_steps``) that,
-    with its holdout evaluations and a final one, fits in ``budget_sec`` with ``margin`` to spare."""
+def fit_total_steps(
+    probe: BudgetProbe, total_steps: int, budget_sec: float, margin: float = 0.93
+) -> int:
+    """The largest step count in ``[done_steps, total_steps]`` that, with its holdout
+    evaluations and a final one, fits in ``budget_sec`` with ``margin`` to spare."""
     remaining = budget_sec - probe.elapsed_sec - probe.sec_per_eval
     per_step = probe.sec_per_step + probe.sec_per_eval / max(probe.steps_per_eval, 1)
     fit = probe.done_steps + int(max(remaining, 0.0) * margin / max(per_step, 1e-9))

@@ -45,7 +45,9 @@ class Report:
         return out
 
 
-def confusion(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+def confusion(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, n: int
+) -> np.ndarray:
     """``n x n`` counts; raises ValueError on mismatched lengths or out-of-range ids."""
     true, pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if true.shape != pred.shape:

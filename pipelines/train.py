@@ -23,16 +23,26 @@ from pipelines.batching import Encoded, encode
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.export import export_model, test_metrics
-from pipelines.lora import apply_lora
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
+from pipelines.lora import apply_lora
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
 
 logger = logging.getLogger(__name__)
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
-RESUMABLE = frozenset({"max_minutes", "budget_probe_steps", "keep_checkpoint", "num_threads",
-                       "device", "eval_batch_size", "version", "extra"})
+RESUMABLE = frozenset(
+    {
+        "max_minutes",
+        "budget_probe_steps",
+        "keep_checkpoint",
+        "num_threads",
+        "device",
+        "eval_batch_size",
+        "version",
+        "extra",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -70,13 +80,21 @@ def train(
     device = _device(config)
     tasks = load_tasks(config, frames)
     labels = {t: d.spec.names for t, d in tasks.items()}
-    model, tokenizer = build_model(resolve_base_model(config.base_model), labels,
-                                   pooling=config.pooling, max_length_tokens=config.max_length_tokens,
-                                   dropout=config.dropout)
+    model, tokenizer = build_model(
+        resolve_base_model(config.base_model),
+        labels,
+        pooling=config.pooling,
+        max_length_tokens=config.max_length_tokens,
+        dropout=config.dropout,
+    )
     model = apply_lora(model, config)
     model.to(device)
-    train_data = encode(tokenizer, {t: (d.train["text"].tolist(), d.train["label"].to_numpy())
-                                    for t, d in tasks.items()}, list(tasks), config.max_length_tokens)
+    train_data = encode(
+        tokenizer,
+        {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
+        list(tasks),
+        config.max_length_tokens,
+    )
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
     optimizer = _optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / "checkpoint", _fingerprint(config))
@@ -85,29 +103,60 @@ def train(
     if resume:
         state, best = _resume(checkpointer, model, optimizer)
     state.elapsed_sec += clock() - started  # the time budget covers loading and tokenising too
-    loop = TrainLoop(model=model, optimizer=optimizer, config=config, train_data=train_data,
-                     holdouts=holdouts, class_weights=_class_weights(tasks, config, device),
-                     pad_id=int(tokenizer.pad_token_id or 0), device=device, state=state,
-                     checkpointer=checkpointer, clock=clock, progress=progress)
+    loop = TrainLoop(
+        model=model,
+        optimizer=optimizer,
+        config=config,
+        train_data=train_data,
+        holdouts=holdouts,
+        class_weights=_class_weights(tasks, config, device),
+        pad_id=int(tokenizer.pad_token_id or 0),
+        device=device,
+        state=state,
+        checkpointer=checkpointer,
+        clock=clock,
+        progress=progress,
+    )
     loop.best = best
     restore(model, loop.run())
     seconds = clock() - started
-    return _finish(model, tokenizer, tasks, config, out_dir, loop, seconds, checkpointer, device)
+    return _finish(
+        loop,
+        tokenizer=tokenizer,
+        tasks=tasks,
+        out_dir=out_dir,
+        seconds=seconds,
+        checkpointer=checkpointer,
+    )
 
 
 def _finish(
-    model: MultiTaskModel, tokenizer: Any, tasks: Mapping[str, TaskData], config: TrainConfig,
-    out_dir: str | Path, loop: TrainLoop, seconds: float, checkpointer: Checkpointer,
-    device: torch.device,
+    loop: TrainLoop,
+    *,
+    tokenizer: Any,
+    tasks: Mapping[str, TaskData],
+    out_dir: str | Path,
+    seconds: float,
+    checkpointer: Checkpointer,
 ) -> TrainResult:
-    state = loop.state
+    """Score the test files, export the model and card, drop the checkpoint."""
+    model, config, device, state = loop.model, loop.config, loop.device, loop.state
     best = next((h for h in state.history if h["step"] == state.best_step), state.history[-1])
     metrics: dict[str, Any] = {"holdout": best["holdout"], "holdout_score": best["score"]}
     metrics["test"] = test_metrics(model, tokenizer, tasks, config, device)
-    run = {"seconds": round(seconds, 1), "steps": state.step, "best_step": state.best_step,
-           "epochs": round(state.step / loop.per_epoch, 3), "stopped": state.stopped,
-           "device": str(device), "threads": torch.get_num_threads(), "history": state.history}
-    card = export_model(model, tokenizer, tasks, config, out_dir, metrics, run)
+    run = {
+        "seconds": round(seconds, 1),
+        "steps": state.step,
+        "best_step": state.best_step,
+        "epochs": round(state.step / loop.per_epoch, 3),
+        "stopped": state.stopped,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "history": state.history,
+    }
+    card = export_model(
+        model, tokenizer, tasks=tasks, config=config, out_dir=out_dir, metrics=metrics, run=run
+    )
     if not config.keep_checkpoint:
         checkpointer.remove()
     logger.info("exported %s after %.0f s (%s)", out_dir, seconds, state.stopped)
@@ -141,8 +190,11 @@ def _optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.Optimi
             decay = param.ndim > 1 and "LayerNorm" not in name
             groups.setdefault((is_head, decay), []).append(param)
     param_groups = [
-        {"params": params, "lr": config.lr * (config.head_lr_multiplier if head else 1.0),
-         "weight_decay": config.weight_decay if decay else 0.0}
+        {
+            "params": params,
+            "lr": config.lr * (config.head_lr_multiplier if head else 1.0),
+            "weight_decay": config.weight_decay if decay else 0.0,
+        }
         for (head, decay), params in groups.items()
     ]
     return torch.optim.AdamW(param_groups, lr=config.lr)
@@ -166,8 +218,9 @@ def _class_weights(
 
 def _initial_state(n_examples: int, config: TrainConfig) -> LoopState:
     _, total = planned_steps(n_examples, config.batch_size, config.epochs)
-    return LoopState(planned_steps=total, total_steps=total,
-                     warmup_steps=int(total * config.warmup_fraction))
+    return LoopState(
+        planned_steps=total, total_steps=total, warmup_steps=int(total * config.warmup_fraction)
+    )
 
 
 def _fingerprint(config: TrainConfig) -> dict[str, Any]:

@@ -49,8 +49,12 @@ def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     meta = ModelMeta(labels=default_labels(TINY_TOPICS), max_length_tokens=64, version="tiny-test")
     model = MultiTaskModel(BertModel(config), meta)

@@ -18,11 +18,15 @@ def unique_kafka_settings(bootstrap: str, **extra: Any) -> KafkaSettings:
     tag = uuid.uuid4().hex[:8]
     fields: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
-        "raw_topic": f"news.raw.{tag}", "scored_topic": f"news.scored.{tag}",
+        "raw_topic": f"news.raw.{tag}",
+        "scored_topic": f"news.scored.{tag}",
         "dlq_topic": f"news.dlq.{tag}",
-        "classify_group": f"classify-{tag}", "aggregate_group": f"aggregate-{tag}",
-        "max_poll_interval_ms": 6_000, "session_timeout_ms": 6_000,
-        "heartbeat_interval_ms": 1_000, "max_poll_records": 64,
+        "classify_group": f"classify-{tag}",
+        "aggregate_group": f"aggregate-{tag}",
+        "max_poll_interval_ms": 6_000,
+        "session_timeout_ms": 6_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_poll_records": 64,
     }
     return KafkaSettings(**{**fields, **extra})
 
@@ -62,8 +66,11 @@ def drain(
 
 def news(i: int, **fields: Any) -> bytes:
     body = {
-        "id": f"n-{i}", "headline": f"Company {i} shares fall after weak guidance",
-        "body": None, "source": "test", "published_at": "2026-11-28T10:00:00Z",
+        "id": f"n-{i}",
+        "headline": f"Company {i} shares fall after weak guidance",
+        "body": None,
+        "source": "test",
+        "published_at": "2026-11-28T10:00:00Z",
         "tickers": ["ACME"],
     }
     body.update(fields)

@@ -24,6 +24,9 @@ class KeywordClassifier:
     def _one(self, text: str) -> Prediction:
         topic = next((t for w, t in TOPIC_WORDS.items() if w in text), "Markets")
         negative = any(w in text for w in NEGATIVE_WORDS)
-        sentiment = {"negative": 0.9, "neutral": 0.05, "positive": 0.05} if negative else {
-            "negative": 0.05, "neutral": 0.9, "positive": 0.05}
+        sentiment = (
+            {"negative": 0.9, "neutral": 0.05, "positive": 0.05}
+            if negative
+            else {"negative": 0.05, "neutral": 0.9, "positive": 0.05}
+        )
         return Prediction({t: 0.97 if t == topic else 0.01 for t in TOPICS}, sentiment)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import statistics
+import math
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -89,7 +89,8 @@ def run_naive_zscore(
     """
     events: list[AlertEvent] = []
     for topic, series in scenario.series.items():
-        recent: deque[float] = deque(maxlen=lookback_windows)
+        recent: deque[float] = deque()
+        total = total_sq = 0.0
         firing = False
         for count in series:
             if not count.volume:
@@ -97,9 +98,14 @@ def run_naive_zscore(
             share = count.negative / count.volume
             score = 0.0
             if len(recent) >= 10:
-                mean = statistics.fmean(recent)
-                score = (share - mean) / max(statistics.pstdev(recent), 1e-6)
+                mean = total / len(recent)
+                std = math.sqrt(max(total_sq / len(recent) - mean * mean, 0.0))
+                score = (share - mean) / max(std, 1e-6)
             recent.append(share)
+            total, total_sq = total + share, total_sq + share * share
+            if len(recent) > lookback_windows:
+                old = recent.popleft()
+                total, total_sq = total - old, total_sq - old * old
             if score >= z and not firing:
                 events.append(_naive_event(topic, count.start_ms, window_ms, share, score))
             firing = score >= z

@@ -104,7 +104,8 @@ class Aggregator:
 
     def _remember(self, item_id: str) -> None:
         self._seen[item_id] = None
-        self._new_ids.append(item_id)
+        if self.store is not None:
+            self._new_ids.append(item_id)
         while len(self._seen) > self.settings.max_tracked_ids:
             self._seen.popitem(last=False)
 
@@ -158,8 +159,12 @@ class Aggregator:
 
         Returns the firing and resolved transitions, oldest window first. Never blocks.
         """
-        if self.max_event_ms is None or self.last_item_wall_ms is None:
+        if self.max_event_ms is None:
             return []
+        if self.last_item_wall_ms is None:
+            # Just restored: start the idle clock now, so the backlog that piled up while the
+            # process was down is counted before quiet windows are closed by idleness.
+            self.last_item_wall_ms = now_ms
         event_wm = self.max_event_ms - self.settings.allowed_lateness_ms
         idle_ms = now_ms - self.last_item_wall_ms - self.settings.idle_close_ms
         if idle_ms > 0:
@@ -225,7 +230,6 @@ class Aggregator:
             "window_ms": self.settings.window_ms,
             "max_event_ms": self.max_event_ms,
             "watermark_ms": self.watermark_ms,
-            "last_item_wall_ms": self.last_item_wall_ms,
             "tracks": [[k[0], k[1], t.to_state()] for k, t in self.tracks.items()],
             "active": [[*label, v] for label, v in self.active.items()],
         }
@@ -240,7 +244,6 @@ class Aggregator:
             return
         self.max_event_ms = snapshot["max_event_ms"]
         self.watermark_ms = snapshot["watermark_ms"]
-        self.last_item_wall_ms = snapshot["last_item_wall_ms"]
         for kind, key, state in snapshot["tracks"]:
             track = self._new_track((kind, key), 0)
             track.load_state(state)

@@ -75,7 +75,7 @@ class AggregateWorker:
             consumer.close(autocommit=False)
             logger.info("aggregate worker stopped")
 
-    def _count(self, polled: dict) -> None:  # type: ignore[type-arg]
+    def _count(self, polled: dict) -> None:
         now_ms = self.clock_ms()
         for tp, batch in polled.items():
             for record in batch:
@@ -115,6 +115,6 @@ class AggregateWorker:
             try:
                 kafka_io.commit(consumer, self._pending)
                 self._pending.clear()
-            except Exception as exc:  # noqa: BLE001 - a rebalance only means a replay
+            except Exception as exc:
                 logger.warning("commit rejected (%r); records will be replayed", exc)
         return events

@@ -60,7 +60,9 @@ class ModelMeta:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], path: str) -> ModelMeta:
         if data.get("format") != FORMAT_TAG:
-            raise ModelLoadError(path, f"{META_FILE} format is {data.get('format')!r}, not {FORMAT_TAG}")
+            raise ModelLoadError(
+                path, f"{META_FILE} format is {data.get('format')!r}, not {FORMAT_TAG}"
+            )
         labels = {t: tuple(str(x) for x in v) for t, v in dict(data["labels"]).items()}
         if not labels or any(t not in TASKS or not v for t, v in labels.items()):
             raise ModelLoadError(path, f"labels must map {TASKS} to non-empty lists, got {labels}")
@@ -115,8 +117,11 @@ class MultiTaskModel(nn.Module):
 
 
 def build_model(
-    base: str | Path, labels: Mapping[str, Sequence[str]], pooling: Pooling = "mean",
-    max_length_tokens: int = 128, dropout: float = 0.1,
+    base: str | Path,
+    labels: Mapping[str, Sequence[str]],
+    pooling: Pooling = "mean",
+    max_length_tokens: int = 128,
+    dropout: float = 0.1,
 ) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
     """Fresh heads on a pretrained encoder (a local dir or hub id), plus its tokenizer."""
     meta = ModelMeta(

@@ -52,12 +52,19 @@ def ensure_demo_model(
     from pipelines.config import TrainConfig
     from pipelines.train import train
 
-    echo(f"no model configured: fine-tuning a demo model on synthetic headlines "
-         f"(at most {DEMO_MAX_MINUTES:.0f} min, cached in {target})")
+    echo(
+        f"no model configured: fine-tuning a demo model on synthetic headlines "
+        f"(at most {DEMO_MAX_MINUTES:.0f} min, cached in {target})"
+    )
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    config = TrainConfig(epochs=3.0, max_minutes=DEMO_MAX_MINUTES, version="demo-synthetic",
-                         max_length_tokens=32, holdout_fraction=0.1)
+    config = TrainConfig(
+        epochs=3.0,
+        max_minutes=DEMO_MAX_MINUTES,
+        version="demo-synthetic",
+        max_length_tokens=32,
+        holdout_fraction=0.1,
+    )
     result = train(config, staging, frames=demo_frames(), progress=True)
     shutil.rmtree(target, ignore_errors=True)
     Path(result.model_dir).rename(target)

@@ -73,6 +73,9 @@ class ReplayProducer:
                 ):
                     self._send(item)
                 self.burst_sent = True
-                logger.info("injected a negative burst of %d items on %r",
-                            self.plan.burst_items, self.plan.burst_topic)
+                logger.info(
+                    "injected a negative burst of %d items on %r",
+                    self.plan.burst_items,
+                    self.plan.burst_topic,
+                )
             stop.wait(interval)

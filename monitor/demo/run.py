@@ -32,25 +32,40 @@ PROGRESS_INTERVAL_SEC = 3.0
 DEMO_AGGREGATE = {"window_ms": 5_000, "allowed_lateness_ms": 2_000, "idle_close_ms": 10_000}
 
 
-def demo_settings(settings: Settings, bootstrap: str, model_dir: Path, receiver_url: str,
-                  secret: str, state_dir: Path) -> Settings:
+def demo_settings(
+    settings: Settings,
+    *,
+    bootstrap: str,
+    model_dir: Path,
+    receiver_url: str,
+    secret: str,
+    state_dir: Path,
+) -> Settings:
     """The user's settings with the demo's broker, model, receiver and short windows."""
-    return settings.model_copy(update={
-        "role": "all",
-        "kafka": settings.kafka.model_copy(update={
-            "bootstrap_servers": bootstrap, "max_poll_interval_ms": 6_000,
-            "session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_000,
-        }),
-        "model": settings.model.model_copy(update={"path": str(model_dir)}),
-        "aggregate": settings.aggregate.model_copy(update=DEMO_AGGREGATE),
-        "alerts": settings.alerts.model_copy(update={
-            "webhook_urls": (receiver_url + "risk-team",),
-            "webhook_secret": SecretStr(secret),
-            "backoff_initial_sec": 0.2,
-        }),
-        "metrics": settings.metrics.model_copy(update={"port": free_port()}),
-        "state": settings.state.model_copy(update={"dir": str(state_dir)}),
-    })
+    return settings.model_copy(
+        update={
+            "role": "all",
+            "kafka": settings.kafka.model_copy(
+                update={
+                    "bootstrap_servers": bootstrap,
+                    "max_poll_interval_ms": 6_000,
+                    "session_timeout_ms": 6_000,
+                    "heartbeat_interval_ms": 1_000,
+                }
+            ),
+            "model": settings.model.model_copy(update={"path": str(model_dir)}),
+            "aggregate": settings.aggregate.model_copy(update=DEMO_AGGREGATE),
+            "alerts": settings.alerts.model_copy(
+                update={
+                    "webhook_urls": (receiver_url + "risk-team",),
+                    "webhook_secret": SecretStr(secret),
+                    "backoff_initial_sec": 0.2,
+                }
+            ),
+            "metrics": settings.metrics.model_copy(update={"port": free_port()}),
+            "state": settings.state.model_copy(update={"dir": str(state_dir)}),
+        }
+    )
 
 
 def _sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -58,16 +73,17 @@ def _sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -
 
 
 def _sum(metrics: Metrics, name: str) -> float:
-    return sum(
-        s.value for m in metrics.registry.collect() for s in m.samples if s.name == name
-    )
+    return sum(s.value for m in metrics.registry.collect() for s in m.samples if s.name == name)
 
 
-def _progress_line(elapsed_sec: float, replay: ReplayProducer, metrics: Metrics,
-                   alerts: list[ReceivedAlert]) -> str:
+def _progress_line(
+    elapsed_sec: float, replay: ReplayProducer, metrics: Metrics, alerts: list[ReceivedAlert]
+) -> str:
     scored = _sum(metrics, "finmon_classify_items_total")
     negative = sum(
-        s.value for m in metrics.registry.collect() for s in m.samples
+        s.value
+        for m in metrics.registry.collect()
+        for s in m.samples
         if s.name == "finmon_classify_items_total" and s.labels.get("sentiment") == "negative"
     )
     return (
@@ -80,7 +96,10 @@ def _progress_line(elapsed_sec: float, replay: ReplayProducer, metrics: Metrics,
 
 
 def run_demo(
-    settings: Settings, *, duration_sec: float | None, retrain: bool = False,
+    settings: Settings,
+    *,
+    duration_sec: float | None,
+    retrain: bool = False,
     echo: Callable[[str], None] = typer.echo,
 ) -> list[ReceivedAlert]:
     """Run the demo; return the alerts that reached the receiver."""
@@ -92,18 +111,28 @@ def run_demo(
         received.append(alert)
         echo(f"  >>> webhook: {alert.line()}")
 
-    with tempfile.TemporaryDirectory(prefix="finmon-demo-") as tmp, \
-            EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker, \
-            WebhookReceiver(config=ReceiverConfig(secret=secret), on_alert=on_alert) as receiver:
-        cfg = demo_settings(settings, broker.bootstrap_servers, model_dir, receiver.url, secret,
-                            Path(tmp) / "state")
+    with (
+        tempfile.TemporaryDirectory(prefix="finmon-demo-") as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
+        WebhookReceiver(config=ReceiverConfig(secret=secret), on_alert=on_alert) as receiver,
+    ):
+        cfg = demo_settings(
+            settings,
+            bootstrap=broker.bootstrap_servers,
+            model_dir=model_dir,
+            receiver_url=receiver.url,
+            secret=secret,
+            state_dir=Path(tmp) / "state",
+        )
         echo(f"broker {broker.bootstrap_servers} | receiver {receiver.url} | model {model_dir}")
         daemon = Daemon.from_settings(cfg)
         daemon.start()
         echo(f"metrics http://127.0.0.1:{daemon.metrics_port}/metrics (Ctrl-C stops)")
         replay = ReplayProducer(make_producer(cfg.kafka), cfg.kafka.raw_topic, ReplayPlan())
         stop = threading.Event()
-        feeder = threading.Thread(target=replay.run, args=(stop,), name="finmon-replay", daemon=True)
+        feeder = threading.Thread(
+            target=replay.run, args=(stop,), name="finmon-replay", daemon=True
+        )
         feeder.start()
         _watch(daemon, replay, received, duration_sec, echo)
         stop.set()
@@ -113,8 +142,13 @@ def run_demo(
     return received
 
 
-def _watch(daemon: Daemon, replay: ReplayProducer, received: list[ReceivedAlert],
-           duration_sec: float | None, echo: Callable[[str], None]) -> None:
+def _watch(
+    daemon: Daemon,
+    replay: ReplayProducer,
+    received: list[ReceivedAlert],
+    duration_sec: float | None,
+    echo: Callable[[str], None],
+) -> None:
     started = time.monotonic()
     try:
         while duration_sec is None or time.monotonic() - started < duration_sec:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,10 +28,18 @@ WINDOW_MS = 2_000
 def _settings(bootstrap: str, receiver_url: str, state_dir: Path) -> Settings:
     return Settings(
         kafka=unique_kafka_settings(bootstrap),
-        aggregate={"window_ms": WINDOW_MS, "allowed_lateness_ms": 500, "idle_close_ms": 3_000,
-                   "min_volume": 20, "alert_key_kinds": ("topic",)},
-        alerts={"webhook_urls": (receiver_url + "risk",), "webhook_secret": SECRET,
-                "backoff_initial_sec": 0.2},
+        aggregate={
+            "window_ms": WINDOW_MS,
+            "allowed_lateness_ms": 500,
+            "idle_close_ms": 3_000,
+            "min_volume": 20,
+            "alert_key_kinds": ("topic",),
+        },
+        alerts={
+            "webhook_urls": (receiver_url + "risk",),
+            "webhook_secret": SECRET,
+            "backoff_initial_sec": 0.2,
+        },
         metrics={"port": free_port()},
         state={"dir": str(state_dir)},
     )
@@ -44,7 +52,9 @@ def _feed(bootstrap: str, topic: str, start: int, count: int, seconds: float) ->
     for i in range(start, start + count, per_step):
         batch = range(i, min(i + per_step, start + count))
         now = _now()
-        produce(bootstrap, topic, (news(j, headline=TOPICS[j % 4], published_at=now) for j in batch))
+        produce(
+            bootstrap, topic, (news(j, headline=TOPICS[j % 4], published_at=now) for j in batch)
+        )
         ids += [f"n-{j}" for j in batch]
         time.sleep(0.25)
     return ids
@@ -60,8 +70,9 @@ def _scrape(port: int) -> str:
 
 
 def _value(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(prefix))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
 
 
 def test_burst_makes_exactly_one_alert_and_counters_match(
@@ -77,8 +88,16 @@ def test_burst_makes_exactly_one_alert_and_counters_match(
             ids = _feed(bs, raw, 0, 250, 6.0)
             produce(bs, raw, (MALFORMED[i % 5] for i in range(50)))
             now = _now()
-            produce(bs, raw, (news(1000 + i, headline="Oil prices plunge as demand collapses",
-                                   published_at=now) for i in range(60)))
+            produce(
+                bs,
+                raw,
+                (
+                    news(
+                        1000 + i, headline="Oil prices plunge as demand collapses", published_at=now
+                    )
+                    for i in range(60)
+                ),
+            )
             ids += [f"n-{1000 + i}" for i in range(60)]
             ids += _feed(bs, raw, 250, 250, 8.0)
             fired = receiver.wait_for(lambda a: any(x.status == "firing" for x in a), 30)
@@ -95,8 +114,12 @@ def test_burst_makes_exactly_one_alert_and_counters_match(
     assert firing[0].signed
     assert any("plunge" in h.get("headline", "") for h in firing[0].headlines)
     assert _value(metrics_text, "finmon_alerts_active{") == 0
-    scored = drain(bs, settings.kafka.scored_topic,
-                   lambda rs: {json.loads(r.value)["id"] for r in rs} >= set(ids), 30)
+    scored = drain(
+        bs,
+        settings.kafka.scored_topic,
+        lambda rs: {json.loads(r.value)["id"] for r in rs} >= set(ids),
+        30,
+    )
     assert {json.loads(r.value)["id"] for r in scored} == set(ids)
     assert _value(metrics_text, "finmon_ingest_dlq_messages_total{") == 50
     assert _value(metrics_text, "finmon_classify_items_total{") == len(ids)

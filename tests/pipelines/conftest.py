@@ -25,8 +25,14 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer BERT saved with the offline MiniLM tokenizer."""
     out = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -41,10 +47,16 @@ def toy_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
         label: object = {"negative": "Bearish", "positive": "bullish"}.get(name, name)
         sentiment.append((f"Acme{i % 17} {rng.choice(SENTIMENT_WORDS[name])} today #{i}", label))
         topic_id = rng.choice(list(TOPIC_WORDS))
-        topic.append((f"{TOPIC_WORDS[topic_id]} news for $TCK{i % 11} number {i}",
-                      topic_id if i % 2 else TWITTER_TOPICS[topic_id]))
-    return {"sentiment": pd.DataFrame(sentiment, columns=["text", "label"]),
-            "topic": pd.DataFrame(topic, columns=["text", "label"])}
+        topic.append(
+            (
+                f"{TOPIC_WORDS[topic_id]} news for $TCK{i % 11} number {i}",
+                topic_id if i % 2 else TWITTER_TOPICS[topic_id],
+            )
+        )
+    return {
+        "sentiment": pd.DataFrame(sentiment, columns=["text", "label"]),
+        "topic": pd.DataFrame(topic, columns=["text", "label"]),
+    }
 
 
 @pytest.fixture

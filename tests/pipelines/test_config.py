@@ -27,6 +27,10 @@ def test_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:
 
 def test_shipped_benchmark_config(shared_data: Path) -> None:
     config = load_config(REPO / "configs" / "twitter-multitask.yaml")
-    for name in (config.sentiment_train, config.topic_train, config.sentiment_test,
-                 config.topic_test):
+    for name in (
+        config.sentiment_train,
+        config.topic_train,
+        config.sentiment_test,
+        config.topic_test,
+    ):
         assert name and config.path(name).is_file()

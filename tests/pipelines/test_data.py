@@ -25,8 +25,18 @@ def test_sentiment_synonyms_and_twitter_ids() -> None:
     values = ["Bearish", "bullish", "NEUTRAL", "negative", "positive", 0, 1, 2, "2", 1.0]
     ids = map_labels(values, SENTIMENT_SPEC, "f.csv")
     names = [SENTIMENT_SPEC.names[i] for i in ids]
-    assert names == ["negative", "positive", "neutral", "negative", "positive",
-                     "negative", "positive", "neutral", "neutral", "positive"]
+    assert names == [
+        "negative",
+        "positive",
+        "neutral",
+        "negative",
+        "positive",
+        "negative",
+        "positive",
+        "neutral",
+        "neutral",
+        "positive",
+    ]
 
 
 def test_topic_labels_by_name_or_id() -> None:
@@ -89,8 +99,12 @@ def test_prepare_cleans_like_serving() -> None:
 
 
 def test_dedup_merges_normalised_copies_with_majority_label() -> None:
-    raw = pd.DataFrame({"text": ["Stock UP", "stock up", "stock up https://t.co/a", "other"],
-                        "label": [2, 1, 1, 0]})
+    raw = pd.DataFrame(
+        {
+            "text": ["Stock UP", "stock up", "stock up https://t.co/a", "other"],
+            "label": [2, 1, 1, 0],
+        }
+    )
     out, stats = dedup(prepare(raw, SENTIMENT_SPEC, "f"))
     assert len(out) == 2
     assert out.set_index(KEY).loc["stock up", "label"] == SENTIMENT_SPEC.names.index("positive")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps, planned_steps
@@ -13,7 +15,7 @@ def test_warmup_then_linear_decay() -> None:
     assert factors[4] == pytest.approx(1.0)
     assert factors[14] == pytest.approx(0.5)
     assert factors[24] == 0.0
-    assert all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[4:]))
 
 
 def test_warmup_is_at_most_half_a_short_run() -> None:
@@ -25,15 +27,17 @@ def test_planned_steps_allows_fractional_epochs() -> None:
 
 
 def test_fit_total_steps_shrinks_to_budget() -> None:
-    probe = BudgetProbe(done_steps=20, elapsed_sec=20.0, sec_per_step=1.0, sec_per_eval=10.0,
-                        steps_per_eval=50)
+    probe = BudgetProbe(
+        done_steps=20, elapsed_sec=20.0, sec_per_step=1.0, sec_per_eval=10.0, steps_per_eval=50
+    )
     fitted = fit_total_steps(probe, total_steps=1000, budget_sec=120.0, margin=1.0)
     # 90 s left after the final evaluation, 1.2 s per step including evaluations
     assert fitted == 20 + 75
 
 
 def test_fit_total_steps_never_exceeds_plan_or_goes_back() -> None:
-    probe = BudgetProbe(done_steps=20, elapsed_sec=500.0, sec_per_step=1.0, sec_per_eval=1.0,
-                        steps_per_eval=10)
+    probe = BudgetProbe(
+        done_steps=20, elapsed_sec=500.0, sec_per_step=1.0, sec_per_eval=1.0, steps_per_eval=10
+    )
     assert fit_total_steps(probe, total_steps=1000, budget_sec=100.0) == 20
     assert fit_total_steps(probe, total_steps=30, budget_sec=10_000.0) == 30

@@ -12,7 +12,7 @@ def test_confusion_counts_pairs() -> None:
 
 
 def test_confusion_rejects_out_of_range() -> None:
-    with pytest.raises(ValueError, match="0..1"):
+    with pytest.raises(ValueError, match=r"0\.\.1"):
         confusion([0, 2], [0, 1], 2)
 
 

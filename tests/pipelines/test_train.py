@@ -20,9 +20,17 @@ from tests.pipelines.conftest import toy_frames
 
 def tiny_config(base: Path, **changes: object) -> TrainConfig:
     options: dict[str, object] = {
-        "base_model": str(base), "epochs": 8, "lr": 3e-3, "head_lr_multiplier": 1.0,
-        "batch_size": 16, "max_length_tokens": 24, "holdout_fraction": 0.2,
-        "evals_per_epoch": 1, "patience_evals": 20, "num_threads": 1, "dropout": 0.0,
+        "base_model": str(base),
+        "epochs": 8,
+        "lr": 3e-3,
+        "head_lr_multiplier": 1.0,
+        "batch_size": 16,
+        "max_length_tokens": 24,
+        "holdout_fraction": 0.2,
+        "evals_per_epoch": 1,
+        "patience_evals": 20,
+        "num_threads": 1,
+        "dropout": 0.0,
     }
     return TrainConfig(**{**options, **changes})  # type: ignore[arg-type]
 
@@ -33,11 +41,15 @@ def fake_clock(step_sec: float) -> Callable[[], float]:
 
 
 def test_masked_loss_ignores_missing_task_labels() -> None:
-    logits = {"topic": torch.tensor([[2.0, 0.0], [0.0, 1.0]]),
-              "sentiment": torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])}
+    logits = {
+        "topic": torch.tensor([[2.0, 0.0], [0.0, 1.0]]),
+        "sentiment": torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+    }
     labels = {"topic": torch.tensor([0, IGNORE]), "sentiment": torch.tensor([IGNORE, 2])}
-    expected = (torch.nn.functional.cross_entropy(logits["topic"][:1], torch.tensor([0]))
-                + torch.nn.functional.cross_entropy(logits["sentiment"][1:], torch.tensor([2]))) / 2
+    expected = (
+        torch.nn.functional.cross_entropy(logits["topic"][:1], torch.tensor([0]))
+        + torch.nn.functional.cross_entropy(logits["sentiment"][1:], torch.tensor([2]))
+    ) / 2
     assert masked_loss(logits, labels, {}).item() == pytest.approx(expected.item())
 
 
@@ -78,20 +90,31 @@ def test_export_load_predict_round_trip(tiny_base: Path, tmp_path: Path) -> None
     assert torch.equal(torch.from_numpy(before), torch.from_numpy(after))
 
 
-def test_card_test_metrics_match_evaluate_on_exported_model(tiny_base: Path, tmp_path: Path) -> None:
+def test_card_test_metrics_match_evaluate_on_exported_model(
+    tiny_base: Path, tmp_path: Path
+) -> None:
     frames = toy_frames(seed=1)
     for task, frame in frames.items():
         frame.to_csv(tmp_path / f"{task}_train.csv", index=False)
         toy_frames(n=60, seed=7)[task].to_csv(tmp_path / f"{task}_test.csv", index=False)
-    config = tiny_config(tiny_base, epochs=2, data_root=str(tmp_path),
-                         sentiment_train="sentiment_train.csv", topic_train="topic_train.csv",
-                         sentiment_test="sentiment_test.csv", topic_test="topic_test.csv")
+    config = tiny_config(
+        tiny_base,
+        epochs=2,
+        data_root=str(tmp_path),
+        sentiment_train="sentiment_train.csv",
+        topic_train="topic_train.csv",
+        sentiment_test="sentiment_test.csv",
+        topic_test="topic_test.csv",
+    )
     result = train(config, tmp_path / "m", progress=False)
     card = read_card(result.model_dir)
     assert card["data"]["sentiment"]["sha256"] and card["training_config"]["epochs"] == 2
     for task in ("sentiment", "topic"):
-        scored = evaluate(result.model_dir, tmp_path / f"{task}_test.csv",
-                          EvalOptions(out_dir=str(tmp_path / "eval"), robustness=False))
+        scored = evaluate(
+            result.model_dir,
+            tmp_path / f"{task}_test.csv",
+            EvalOptions(out_dir=str(tmp_path / "eval"), robustness=False),
+        )
         assert scored["task"] == task
         assert scored["accuracy"] == pytest.approx(card["metrics"]["test"][task]["accuracy"])
         assert scored["macro_f1"] == pytest.approx(card["metrics"]["test"][task]["macro_f1"])
@@ -100,8 +123,9 @@ def test_card_test_metrics_match_evaluate_on_exported_model(tiny_base: Path, tmp
 
 def test_time_budget_stops_early_and_exports(tiny_base: Path, tmp_path: Path) -> None:
     config = tiny_config(tiny_base, epochs=50, max_minutes=1.0, budget_probe_steps=5)
-    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False,
-                   clock=fake_clock(0.2))
+    result = train(
+        config, tmp_path / "m", frames=toy_frames(), progress=False, clock=fake_clock(0.2)
+    )
     assert "time budget" in result.stopped
     assert result.steps < 50 * 24
     assert result.card["run"]["history"][-1]["elapsed_sec"] <= 60.0
@@ -110,31 +134,59 @@ def test_time_budget_stops_early_and_exports(tiny_base: Path, tmp_path: Path) ->
 
 def test_resume_continues_from_checkpoint(tiny_base: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    config = tiny_config(tiny_base, epochs=3, keep_checkpoint=True, max_minutes=0.5,
-                         budget_probe_steps=5)
+    config = tiny_config(
+        tiny_base, epochs=3, keep_checkpoint=True, max_minutes=0.5, budget_probe_steps=5
+    )
     first = train(config, out, frames=toy_frames(), progress=False, clock=fake_clock(0.2))
     assert (out / "checkpoint" / "checkpoint.pt").is_file()
-    resumed = train(tiny_config(tiny_base, epochs=3), out, frames=toy_frames(),
-                    progress=False, resume=True)
+    resumed = train(
+        tiny_config(tiny_base, epochs=3), out, frames=toy_frames(), progress=False, resume=True
+    )
     history = resumed.card["run"]["history"]
     assert resumed.steps > first.steps
     assert history[: len(first.card["run"]["history"])] == first.card["run"]["history"]
     assert not (out / "checkpoint").exists()
     with pytest.raises(CheckpointError):
-        train(tiny_config(tiny_base, epochs=3), out, frames=toy_frames(), progress=False,
-              resume=True)
+        train(
+            tiny_config(tiny_base, epochs=3), out, frames=toy_frames(), progress=False, resume=True
+        )
 
 
 def test_resume_rejects_a_changed_config(tiny_base: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    train(tiny_config(tiny_base, epochs=1, keep_checkpoint=True), out, frames=toy_frames(),
-          progress=False)
+    train(
+        tiny_config(tiny_base, epochs=1, keep_checkpoint=True),
+        out,
+        frames=toy_frames(),
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match="lr"):
-        train(tiny_config(tiny_base, epochs=1, lr=1e-4), out, frames=toy_frames(),
-              progress=False, resume=True)
+        train(
+            tiny_config(tiny_base, epochs=1, lr=1e-4),
+            out,
+            frames=toy_frames(),
+            progress=False,
+            resume=True,
+        )
 
 
 def test_frames_with_unknown_label_name_the_frame(tiny_base: Path, tmp_path: Path) -> None:
     bad = pd.DataFrame({"text": ["a", "b"], "label": ["bullish", "sideways"]})
     with pytest.raises(Exception, match=r"<frames\[sentiment\]>, row 2, column 'label'"):
         train(tiny_config(tiny_base), tmp_path / "x", frames={"sentiment": bad}, progress=False)
+
+
+def test_lora_trains_adapters_and_exports_plain_bert(tiny_base: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from transformers import AutoModel
+
+    config = tiny_config(tiny_base, epochs=1, lora_rank=4)
+    result = train(config, tmp_path / "lora", frames=toy_frames(), progress=False)
+    base = AutoModel.from_pretrained(tiny_base).state_dict()
+    exported, _ = load_model(result.model_dir)
+    state = exported.encoder.state_dict()
+    assert not any("lora" in key for key in state)
+    key = "embeddings.word_embeddings.weight"
+    assert torch.equal(state[key], base[key])  # frozen under LoRA
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(state[query], base[query])  # adapters merged in

@@ -24,14 +24,16 @@ def crafted_records() -> pd.DataFrame:
         spike = 20 <= minute < 23
         for i in range(30):
             negative = i < (24 if spike else 6)
-            rows.append({
-                "id": f"{minute}-{i}",
-                "published_at": (START + pd.Timedelta(seconds=minute * 60 + i * 2)).isoformat(),
-                "topic": "Earnings",
-                "sentiment": "negative" if negative else "neutral",
-                "tickers": "ACME" if spike else "",
-                "headline": f"story {minute}-{i}",
-            })
+            rows.append(
+                {
+                    "id": f"{minute}-{i}",
+                    "published_at": (START + pd.Timedelta(seconds=minute * 60 + i * 2)).isoformat(),
+                    "topic": "Earnings",
+                    "sentiment": "negative" if negative else "neutral",
+                    "tickers": "ACME" if spike else "",
+                    "headline": f"story {minute}-{i}",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -52,8 +54,10 @@ def test_backtest_reports_the_crafted_spike(tmp_path: Path) -> None:
     assert "2026-03-02T09:21:00Z" in table and "topic=Earnings" in table
     lines = [json.loads(line) for line in format_json(result).splitlines()]
     assert {line["key"] for line in lines} >= {"Earnings", "all", "ACME"}
-    assert all(set(line) == {"rule", "key_kind", "key", "severity", "start", "end",
-                             "peak_score"} for line in lines)
+    assert all(
+        set(line) == {"rule", "key_kind", "key", "severity", "start", "end", "peak_score"}
+        for line in lines
+    )
 
 
 def test_jsonl_and_parquet_give_the_same_alerts(tmp_path: Path) -> None:
@@ -66,8 +70,13 @@ def test_jsonl_and_parquet_give_the_same_alerts(tmp_path: Path) -> None:
 
 
 def test_value_series_runs_the_volume_rule(tmp_path: Path) -> None:
-    rows = [{"timestamp": (START + pd.Timedelta(minutes=5 * i)).isoformat(),
-             "value": 400 if 50 <= i < 53 else 60 + (i % 5)} for i in range(80)]
+    rows = [
+        {
+            "timestamp": (START + pd.Timedelta(minutes=5 * i)).isoformat(),
+            "value": 400 if 50 <= i < 53 else 60 + (i % 5),
+        }
+        for i in range(80)
+    ]
     path = tmp_path / "counts.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     result = run_backtest(path, AggregateSettings())

@@ -202,3 +202,24 @@ def test_collector_exposes_the_named_series(make_item: ItemFactory, metrics: Met
     assert 0.15 < get("finmon_aggregate_baseline_negative_share", labels) < 0.2
     assert get("finmon_aggregate_spike_score", labels) is not None
     assert get("finmon_aggregate_window_items", {"key_kind": "overall", "key": "all"}) == 30
+
+
+def test_backlog_after_an_outage_is_counted_not_late(
+    make_item: ItemFactory, metrics: Metrics
+) -> None:
+    store = MemoryStateStore()
+    first = Aggregator(fast_settings(), store=store)
+    feed_normal(first, make_item, 0, 5)
+    first.checkpoint()
+    # Down for 100 windows; on restart the first tick comes before the first poll returns.
+    second = Aggregator(fast_settings(), metrics=metrics, store=store)
+    restart_ms = T0_MS + 105 * W
+    assert second.advance(restart_ms) == []
+    backlog = [make_item(T0_MS + (5 + i) * W + 100) for i in range(100)]
+    assert all(second.add(item, restart_ms + 50) for item in backlog)
+    assert (
+        metrics.registry.get_sample_value(
+            "finmon_aggregate_late_items_total", {"topic": "Earnings"}
+        )
+        is None
+    )

@@ -52,5 +52,5 @@ def test_export_load_round_trip_is_identical(tiny_model_dir: Path, tmp_path: Pat
 
 
 def test_missing_files_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="finmon_model.json"):
+    with pytest.raises(ModelLoadError, match=r"finmon_model\.json"):
         load_model(tmp_path)

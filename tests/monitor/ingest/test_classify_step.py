@@ -55,7 +55,10 @@ def clf(tiny_model_dir: Path) -> TorchClassifier:
         (b'{"id": 5, "headline": "x"}', "bad_field_type"),
         (b'{"id": "a", "headline": "  ", "body": null}', "missing_text"),
         (b'{"id": "a", "headline": "x", "published_at": "yesterday"}', "bad_published_at"),
-        (b'{"id": "a", "headline": "x", "published_at": "2026-01-01T00:00:00"}', "bad_published_at"),
+        (
+            b'{"id": "a", "headline": "x", "published_at": "2026-01-01T00:00:00"}',
+            "bad_published_at",
+        ),
         (b'{"id": "a", "headline": "x", "tickers": "AAPL"}', "bad_field_type"),
     ],
 )
@@ -73,9 +76,21 @@ def test_valid_record_has_contract_fields(clf: TorchClassifier) -> None:
     body = json.loads(out.value)
     assert out.topic == "out"
     assert out.key == body["topic"].encode()
-    for key in ("id", "headline", "body", "source", "published_at", "tickers", "topic",
-                "topic_probs", "sentiment", "sentiment_probs", "sentiment_score",
-                "model_version", "scored_at"):
+    for key in (
+        "id",
+        "headline",
+        "body",
+        "source",
+        "published_at",
+        "tickers",
+        "topic",
+        "topic_probs",
+        "sentiment",
+        "sentiment_probs",
+        "sentiment_score",
+        "model_version",
+        "scored_at",
+    ):
         assert key in body
     assert body["sentiment"] in ("negative", "neutral", "positive")
     probs = body["sentiment_probs"]

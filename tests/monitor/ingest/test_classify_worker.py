@@ -1,4 +1,4 @@
-"""The classify role against the real broker: every valid id scored, every malformed dead-lettered."""
+"""The classify role on the real broker: every valid id scored, every malformed dead-lettered."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.broker import EmbeddedBroker
 from monitor.classify.engine import TorchClassifier
 from monitor.contract import DLQ_REASON_HEADER
-from monitor.broker import EmbeddedBroker
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics
 from tests.kafka_helpers import drain, news, produce, unique_kafka_settings
@@ -32,8 +32,12 @@ def test_500_valid_and_50_malformed(
     thread.start()
     try:
         produce(broker.bootstrap_servers, kafka.raw_topic, values)
-        scored = drain(broker.bootstrap_servers, kafka.scored_topic,
-                       lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= 500, 120)
+        scored = drain(
+            broker.bootstrap_servers,
+            kafka.scored_topic,
+            lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= 500,
+            120,
+        )
         dlq = drain(broker.bootstrap_servers, kafka.dlq_topic, lambda rs: len(rs) >= 50, 60)
     finally:
         stop.set()
@@ -49,7 +53,9 @@ def test_500_valid_and_50_malformed(
     assert all(dict(r.headers).get(DLQ_REASON_HEADER) for r in dlq)
     reg = metrics.registry
     total_dlq = sum(
-        s.value for m in reg.collect() for s in m.samples
+        s.value
+        for m in reg.collect()
+        for s in m.samples
         if s.name == "finmon_ingest_dlq_messages_total"
     )
     scored_count = sum(

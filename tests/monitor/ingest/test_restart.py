@@ -25,7 +25,8 @@ TOTAL = 3000
 def _start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--config", str(config), "--role", "classify"],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -49,10 +50,16 @@ def test_kill_and_restart_loses_no_valid_id(
 ) -> None:
     kafka = unique_kafka_settings(broker.bootstrap_servers, max_poll_records=8)
     config = tmp_path / "finmon.yaml"
-    config.write_text(yaml.safe_dump({
-        "kafka": kafka.model_dump(), "model": {"path": str(tiny_model_dir), "device": "cpu"},
-        "metrics": {"enabled": False}, "state": {"dir": str(tmp_path / "state")},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": kafka.model_dump(),
+                "model": {"path": str(tiny_model_dir), "device": "cpu"},
+                "metrics": {"enabled": False},
+                "state": {"dir": str(tmp_path / "state")},
+            }
+        )
+    )
     produce(broker.bootstrap_servers, kafka.raw_topic, (news(i) for i in range(TOTAL)))
     log = tmp_path / "worker.log"
     first = _start_worker(config, log)
@@ -62,8 +69,12 @@ def test_kill_and_restart_loses_no_valid_id(
     assert 200 <= seen_before_kill < TOTAL, f"kill came too late: {seen_before_kill} scored"
     second = _start_worker(config, log)
     try:
-        scored = drain(broker.bootstrap_servers, kafka.scored_topic,
-                       lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= TOTAL, 240)
+        scored = drain(
+            broker.bootstrap_servers,
+            kafka.scored_topic,
+            lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= TOTAL,
+            240,
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from pipelines.cli import register
+from tests.pipelines.conftest import toy_frames
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_train_then_evaluate_json(tiny_base: Path, tmp_path: Path) -> None:
+    frames = toy_frames()
+    frames["sentiment"].to_csv(tmp_path / "sent_train.csv", index=False)
+    test = toy_frames(n=40, seed=5)["sentiment"].rename(columns={"text": "tweet", "label": "y"})
+    test.to_json(tmp_path / "sent_test.jsonl", orient="records", lines=True)
+    runner = CliRunner()
+    out = tmp_path / "model"
+    trained = runner.invoke(
+        make_app(),
+        [
+            "train",
+            "--out",
+            str(out),
+            "--sentiment-train",
+            str(tmp_path / "sent_train.csv"),
+            "--base-model",
+            str(tiny_base),
+            "--epochs",
+            "1",
+            "--lr",
+            "0.003",
+            "--batch-size",
+            "16",
+            "--num-threads",
+            "1",
+            "--no-progress",
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(
+        make_app(),
+        [
+            "evaluate",
+            "--model",
+            str(out),
+            "--data",
+            str(tmp_path / "sent_test.jsonl"),
+            "--text-col",
+            "tweet",
+            "--label-col",
+            "y",
+            "--json",
+            "--out-dir",
+            str(tmp_path / "ev"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["task"] == "sentiment" and scores["n"] == 40
+    assert 0.0 <= scores["macro_f1"] <= scores["accuracy"] + 1.0
+    assert 0.0 <= scores["robustness"]["flip_rate"] <= 1.0
+    assert (tmp_path / "ev" / "sent_test-sentiment-confusion.png").stat().st_size > 0
+    table = runner.invoke(
+        make_app(),
+        [
+            "evaluate",
+            "--model",
+            str(out),
+            "--data",
+            str(tmp_path / "sent_test.jsonl"),
+            "--text-col",
+            "tweet",
+            "--label-col",
+            "y",
+            "--no-robustness",
+            "--out-dir",
+            str(tmp_path / "ev"),
+        ],
+    )
+    assert "macro" in table.output and "neutral" in table.output
+
+
+def test_malformed_file_exits_2_naming_file_row_column(tiny_base: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "sent_bad.csv"
+    bad.write_text("text,label\nfine,bullish\nstrange,sideways\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "train",
+            "--out",
+            str(tmp_path / "m"),
+            "--sentiment-train",
+            str(bad),
+            "--base-model",
+            str(tiny_base),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 2
+    assert f"{bad}, row 2, column 'label'" in result.output
