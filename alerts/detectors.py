@@ -127,8 +127,11 @@ class NegativeShareSpike:
     def pooled_z(self, negative: int, volume: int, windows: int) -> float:
         """Score of ``negative`` of ``volume`` items pooled over ``windows`` windows."""
         p0 = self.baseline
-        var = p0 * (1.0 - p0) / volume + self.spread2 / windows
-        return (negative / volume - p0) / math.sqrt(var)
+        # Arcsine square-root scale: binomial noise is ~1/(4n) there whatever the share, so
+        # a low-share topic's skewed upper tail is not mistaken for a spike.
+        var = 1.0 / (4.0 * volume) + self.spread2 / (4.0 * p0 * (1.0 - p0) * windows)
+        lift = math.asin(math.sqrt(negative / volume)) - math.asin(math.sqrt(p0))
+        return lift / math.sqrt(var)
 
     def evaluate(self, history: Sequence[WindowStats]) -> Evaluation:
         p = self.params

@@ -35,6 +35,7 @@ class Metrics:
     batch_tokens: Histogram
     stage_seconds: Histogram
     queue_depth: Gauge
+    cache_hits: Counter
     consumer_lag: Gauge
     # aggregate
     items_aggregated: Counter
@@ -107,6 +108,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         queue_depth=Gauge(
             "finmon_classify_queue_depth_items", "Items waiting for the model.", registry=reg
+        ),
+        cache_hits=Counter(
+            "finmon_classify_cache_hits_total",
+            "Texts answered from the recent-prediction cache (no forward pass).",
+            registry=reg,
         ),
         consumer_lag=Gauge(
             "finmon_ingest_consumer_lag_messages",

@@ -91,6 +91,15 @@ class ModelSettings(_Frozen):
     max_batch_tokens: int = Field(default=8192, ge=16)
     max_wait_ms: int = Field(default=20, ge=0)
     max_length_tokens: int = Field(default=128, ge=8, le=512)
+    # Items waiting for the model; when full, the classify worker pauses its partitions.
+    max_queue_items: int = Field(default=1024, ge=1)
+    # Recent predictions kept by normalised text (syndicated repeats skip the model); 0 disables.
+    cache_items: int = Field(default=10_000, ge=0)
+    # int8: dynamic per-channel quantisation of the encoder (CPU only); auto: int8 on CPU.
+    quantize: Literal["none", "int8", "auto"] = "none"
+    # Texts past max_length_tokens: chunk_mean (windows averaged, headline first) or truncate.
+    long_text: Literal["chunk_mean", "truncate"] = "chunk_mean"
+    max_chunks: int = Field(default=8, ge=1, le=64)
 
 
 class AggregateSettings(_Frozen):

@@ -63,7 +63,7 @@ def test_train_then_evaluate_json(tiny_base: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    scores = json.loads(result.output.strip().splitlines()[-1])
+    scores, _ = json.JSONDecoder().raw_decode(result.output[result.output.index('{"model"') :])
     assert scores["task"] == "sentiment" and scores["n"] == 40
     assert 0.0 <= scores["macro_f1"] <= scores["accuracy"] + 1.0
     assert 0.0 <= scores["robustness"]["flip_rate"] <= 1.0

@@ -1,0 +1,148 @@
+"""Micro-batching by token budget, item count and wait, with an injected millisecond clock.
+
+Pure logic, no threads and no torch: the owner of the model calls :meth:`MicroBatcher.offer` and
+:meth:`MicroBatcher.poll`. A batch closes on whichever comes first:
+
+- the token budget: ``longest item x items`` (the padded size, since a batch is padded to its
+  longest item) would exceed ``max_batch_tokens`` with the next item; that item is pushed back and
+  heads the next batch;
+- the item count: ``max_batch_items`` items are queued;
+- the wait: the oldest queued item has waited ``max_wait_ms``.
+
+The queue holds at most ``max_queue_items``; :meth:`offer` returns False when it is full, which is
+the backpressure signal (the Kafka worker pauses its partitions and keeps polling). Items the
+batcher holds are not yet classified, so their offsets must not be committed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
+CloseReason = Literal["tokens", "items", "wait", "flush"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchPolicy:
+    """When a batch closes, and how many items may wait."""
+
+    max_batch_items: int = 64
+    max_batch_tokens: int = 8192
+    max_wait_ms: int = 20
+    max_queue_items: int = 1024
+
+    def __post_init__(self) -> None:
+        if min(self.max_batch_items, self.max_batch_tokens, self.max_queue_items) < 1:
+            raise ValueError(f"batch policy bounds must be >= 1, got {self}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(Generic[T]):
+    """One queued item: what it carries, its length in tokens, when it arrived."""
+
+    payload: T
+    n_tokens: int
+    enqueued_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[T]):
+    """Items sorted by length (shortest first), why the batch closed, its padded size."""
+
+    items: tuple[Pending[T], ...]
+    reason: CloseReason
+
+    @property
+    def padded_tokens(self) -> int:
+        return max(i.n_tokens for i in self.items) * len(self.items)
+
+
+def padded_tokens(lengths: Sequence[int]) -> int:
+    """Tokens of a batch padded to its longest item."""
+    return max(lengths, default=0) * len(lengths)
+
+
+def _take_count(lengths: Sequence[int], max_items: int, max_tokens: int) -> tuple[int, bool]:
+    """How many leading items fit, and whether a bound (count or budget) closed the batch."""
+    longest = 0
+    for count, n in enumerate(lengths):
+        if count == max_items:
+            return count, True
+        longest = max(longest, n)
+        if count > 0 and longest * (count + 1) > max_tokens:
+            return count, True
+    return len(lengths), len(lengths) >= max_items
+
+
+def split_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches for a call that has all items at hand.
+
+    Items are sorted by length first (so each batch pads little) and then packed greedily under
+    both bounds. An item longer than the budget on its own gets a batch to itself.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    while order:
+        count, _ = _take_count([lengths[i] for i in order], max_items, max_tokens)
+        count = max(count, 1)
+        batches.append(order[:count])
+        order = order[count:]
+    return batches
+
+
+class MicroBatcher(Generic[T]):
+    """A bounded FIFO that hands out batches. Not thread-safe: one owner calls it."""
+
+    def __init__(self, policy: BatchPolicy, clock_ms: Callable[[], int]) -> None:
+        self._policy = policy
+        self._clock_ms = clock_ms
+        self._queue: deque[Pending[T]] = deque()
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def is_full(self) -> bool:
+        return len(self._queue) >= self._policy.max_queue_items
+
+    def offer(self, payload: T, n_tokens: int) -> bool:
+        """Queue one item; False (nothing queued) when the queue is full. Never blocks."""
+        if n_tokens < 1:
+            raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
+        if self.is_full:
+            return False
+        self._queue.append(Pending(payload, n_tokens, self._clock_ms()))
+        return True
+
+    def due_in_ms(self) -> int | None:
+        """Milliseconds until the oldest item's wait runs out (0: due now); None when empty."""
+        if not self._queue:
+            return None
+        waited = self._clock_ms() - self._queue[0].enqueued_ms
+        return max(0, self._policy.max_wait_ms - waited)
+
+    def poll(self, *, flush: bool = False) -> Batch[T] | None:
+        """The next closed batch, or None while it should keep waiting. ``flush`` ignores the wait."""
+        if not self._queue:
+            return None
+        policy = self._policy
+        lengths = [p.n_tokens for p in self._queue]
+        count, bound_hit = _take_count(lengths, policy.max_batch_items, policy.max_batch_tokens)
+        reason: CloseReason
+        if bound_hit:
+            over_budget = count < len(lengths) and count < policy.max_batch_items
+            reason = "tokens" if over_budget else "items"
+        elif self.due_in_ms() == 0:
+            reason = "wait"
+        elif flush:
+            reason = "flush"
+        else:
+            return None
+        taken = [self._queue.popleft() for _ in range(max(count, 1))]
+        return Batch(tuple(sorted(taken, key=lambda p: p.n_tokens)), reason)
