@@ -7,8 +7,9 @@ baseline that spikes are normal. Those windows go to a shadow baseline instead, 
 adopts when an alert has lasted so long that the level is the new normal.
 
 * :class:`NegativeShareSpike`: the negative share pooled over the last 1..K windows, scored against
-  the baseline share with binomial noise for the pooled volume plus the learned window-to-window
-  spread (so 3 negatives of 4 items is a small score, not a spike).
+  the baseline share on the arcsine square-root scale, where binomial noise for the pooled volume
+  is ``1/(4n)`` whatever the share, plus the learned window-to-window spread (so 3 negatives of
+  4 items is a small score, not a spike). The score is the best over the K pooled spans.
 * :class:`VolumeSurge`: the window's item count against an exponentially weighted mean and
   variance of past counts.
 """
@@ -73,7 +74,7 @@ class SpikeParams:
 
     evaluation_windows: int = 3
     min_volume: int = 20
-    z: float = 4.0
+    z: float = 3.75
     critical_z: float = 8.0
     resolve_z: float = 1.5
     min_rise: float = 0.05

@@ -6,6 +6,7 @@ import typer
 
 from alerts.cli import register as register_alerts
 from monitor.aggregate.cli import register as register_aggregate
+from monitor.classify.cli import register as register_classify
 from monitor.daemon_cli import register as register_daemon
 from pipelines.cli import register as register_pipelines
 
@@ -20,6 +21,7 @@ register_daemon(app)
 register_pipelines(app)
 register_aggregate(app)
 register_alerts(app)
+register_classify(app)
 
 
 def main() -> None:

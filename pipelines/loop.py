@@ -122,6 +122,7 @@ class TrainLoop:
             group["initial_lr"] = base
         self._eval_sec = 0.0
         self._loss_sum, self._loss_count = 0.0, 0
+        self.cpu_sec = 0.0  # process CPU time of the run, set by the caller for the card
 
     def run(self) -> StateDict:
         """Train and return the best holdout state (CPU tensors). Blocking."""

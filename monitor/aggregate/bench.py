@@ -36,7 +36,12 @@ from monitor.aggregate.windows import WindowStats
 from monitor.contract import ScoredItem
 from monitor.settings import AggregateSettings
 
-PRESETS: dict[str, ScenarioSpec] = {"flat": FLAT_WEEK, "diurnal20": DIURNAL_WEEK}
+PRESETS: dict[str, ScenarioSpec] = {
+    "flat": FLAT_WEEK,
+    "diurnal20": DIURNAL_WEEK,
+    # Thin topics: 40 items a minute by day, 2 at night (most night windows under min_volume).
+    "thin40": replace(DIURNAL_WEEK, day_volume=40.0),
+}
 
 
 def run_windows(scenario: Scenario, settings: AggregateSettings) -> list[AlertEvent]:

@@ -50,15 +50,23 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", help="FinMon YAML config.")] = None,
         seeds: Annotated[int, typer.Option(help="Simulated weeks per preset.")] = 20,
         first_seed: Annotated[int, typer.Option(help="Seed of the first week.")] = 100,
+        preset: Annotated[
+            list[str] | None, typer.Option(help="flat, diurnal20 or thin40 (repeatable).")
+        ] = None,
         replay: Annotated[
             bool, typer.Option(help="Also replay a week item by item, with and without a restart.")
         ] = True,
     ) -> None:
         """Detection quality on simulated weeks (flat and 20x night drop) and the restart check."""
-        from monitor.aggregate.bench import bench_detection, restart_check
+        from monitor.aggregate.bench import PRESETS, bench_detection, restart_check
 
+        presets = tuple(preset or ("flat", "diurnal20"))
+        unknown = sorted(set(presets) - set(PRESETS))
+        if unknown:
+            raise typer.BadParameter(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
         settings = load_settings(config).aggregate
-        report = {"detection": bench_detection(settings, range(first_seed, first_seed + seeds))}
+        weeks = range(first_seed, first_seed + seeds)
+        report = {"detection": bench_detection(settings, weeks, presets)}
         if replay:
             report["restart"] = restart_check(settings, seed=first_seed)
         typer.echo(json.dumps(report, indent=2))

@@ -128,7 +128,7 @@ class MicroBatcher(Generic[T]):
         return max(0, self._policy.max_wait_ms - waited)
 
     def poll(self, *, flush: bool = False) -> Batch[T] | None:
-        """The next closed batch, or None while it should keep waiting. ``flush`` ignores the wait."""
+        """The next closed batch, or None while it should wait. ``flush`` ignores the wait."""
         if not self._queue:
             return None
         policy = self._policy

@@ -102,20 +102,36 @@ class TorchClassifier:
 
     @classmethod
     def from_dir(
-        cls, path: str | Path, *, device: str = "auto", max_batch_items: int = 64,
-        max_length_tokens: int | None = None, metrics: Metrics | None = None,
-        max_batch_tokens: int = 8192, cache_items: int = 0, quantize: Quantize = "none",
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        max_batch_items: int = 64,
+        max_length_tokens: int | None = None,
+        metrics: Metrics | None = None,
+        max_batch_tokens: int = 8192,
+        cache_items: int = 0,
+        quantize: Quantize = "none",
         long_text: LongTextPolicy | None = None,
     ) -> TorchClassifier:
         model, tokenizer = load_model(path)
         card = read_card(path)
         version = str(card.get("version") or model.meta.version)
-        logger.info("loaded model %s (version %s) from %s", type(model.encoder).__name__, version, path)
+        logger.info(
+            "loaded model %s (version %s) from %s", type(model.encoder).__name__, version, path
+        )
         return cls(
-            model, tokenizer, device=pick_device(device), version=version,
-            max_batch_items=max_batch_items, max_batch_tokens=max_batch_tokens,
-            max_length_tokens=max_length_tokens, metrics=metrics, cache_items=cache_items,
-            quantize=quantize, long_text=long_text,
+            model,
+            tokenizer,
+            device=pick_device(device),
+            version=version,
+            max_batch_items=max_batch_items,
+            max_batch_tokens=max_batch_tokens,
+            max_length_tokens=max_length_tokens,
+            metrics=metrics,
+            cache_items=cache_items,
+            quantize=quantize,
+            long_text=long_text,
         )
 
     @property
@@ -181,8 +197,9 @@ class TorchClassifier:
         probs: dict[str, torch.Tensor] = {}
         rows: list[int] = []
         parts: dict[str, list[torch.Tensor]] = {}
-        for batch in split_batches([len(s) for s in segments], self._max_batch_items,
-                                   self._max_batch_tokens):
+        for batch in split_batches(
+            [len(s) for s in segments], self._max_batch_items, self._max_batch_tokens
+        ):
             rows.extend(batch)
             for task, values in self._forward([segments[i] for i in batch]).items():
                 parts.setdefault(task, []).append(values)
@@ -207,8 +224,9 @@ class TorchClassifier:
             self._metrics.batch_size.observe(len(batch))
             self._metrics.batch_tokens.observe(longest * len(batch))
         on_cuda = self._device.type == "cuda"
-        with torch.inference_mode(), torch.autocast(
-            device_type=self._device.type, dtype=torch.bfloat16, enabled=on_cuda
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=self._device.type, dtype=torch.bfloat16, enabled=on_cuda),
         ):
             logits = self._model(
                 input_ids=input_ids.to(self._device, non_blocking=on_cuda),

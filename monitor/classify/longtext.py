@@ -57,9 +57,7 @@ def span_weights(n_spans: int, policy: LongTextPolicy) -> list[float]:
     return [policy.head_weight] + [1.0] * (n_spans - 1)
 
 
-def combine(
-    probs: Sequence[Mapping[str, float]], weights: Sequence[float]
-) -> dict[str, float]:
+def combine(probs: Sequence[Mapping[str, float]], weights: Sequence[float]) -> dict[str, float]:
     """Weighted mean of per-window probabilities (still sums to 1)."""
     if not probs or len(probs) != len(weights):
         raise ValueError(f"need one weight per window, got {len(probs)} and {len(weights)}")

@@ -24,8 +24,11 @@ def resolve_quantize(quantize: Quantize, device: torch.device) -> Literal["none"
     if quantize == "auto":
         return "int8" if device.type == "cpu" else "none"
     if quantize == "int8" and device.type != "cpu":
-        raise ConfigError("model.quantize", f"int8 runs on CPU only, device is {device}",
-                          "use quantize: none (CUDA runs bf16 autocast) or device: cpu")
+        raise ConfigError(
+            "model.quantize",
+            f"int8 runs on CPU only, device is {device}",
+            "use quantize: none (CUDA runs bf16 autocast) or device: cpu",
+        )
     return quantize
 
 

@@ -94,13 +94,13 @@ def _predict_safely(
         return []
     try:
         return list(classifier.predict([item.text for item in items]))
-    except Exception as batch_exc:  # noqa: BLE001 - any model failure is isolated below
+    except Exception as batch_exc:
         logger.warning("batch of %d failed (%r); retrying items one by one", len(items), batch_exc)
     results: list[Prediction | Exception] = []
     for item in items:
         try:
             results.append(classifier.predict([item.text])[0])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             results.append(exc)
     return results
 

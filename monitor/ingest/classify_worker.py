@@ -44,7 +44,9 @@ class ClassifyWorker:
         kafka_io.ensure_topics(
             self.kafka, [self.kafka.raw_topic, self.kafka.scored_topic, self.kafka.dlq_topic]
         )
-        consumer = kafka_io.make_consumer(self.kafka, self.kafka.classify_group, [self.kafka.raw_topic])
+        consumer = kafka_io.make_consumer(
+            self.kafka, self.kafka.classify_group, [self.kafka.raw_topic]
+        )
         producer = kafka_io.make_producer(self.kafka)
         self.metrics.up.labels("classify").set(1)
         logger.info("classify worker started on %s", self.kafka.raw_topic)
@@ -70,7 +72,7 @@ class ClassifyWorker:
         if value is not None:
             self.metrics.consumer_lag.labels(self.kafka.classify_group).set(value)
 
-    def _handle(self, consumer: KafkaConsumer, producer: KafkaProducer, polled: dict) -> None:  # type: ignore[type-arg]
+    def _handle(self, consumer: KafkaConsumer, producer: KafkaProducer, polled: dict) -> None:
         records = [r for batch in polled.values() for r in batch]
         self.metrics.messages_consumed.inc(len(records))
         started = time.perf_counter()

@@ -5,8 +5,15 @@ from monitor.aggregate.windows import WindowStats
 
 
 def window(volume: int, negative: int, index: int = 0) -> WindowStats:
-    return WindowStats("topic", "Macro", index * 60_000, (index + 1) * 60_000, volume=volume,
-                       negative=negative, neutral=volume - negative)
+    return WindowStats(
+        "topic",
+        "Macro",
+        index * 60_000,
+        (index + 1) * 60_000,
+        volume=volume,
+        negative=negative,
+        neutral=volume - negative,
+    )
 
 
 def trained_spike(params: SpikeParams | None = None, windows: int = 50) -> NegativeShareSpike:
@@ -19,9 +26,10 @@ def trained_spike(params: SpikeParams | None = None, windows: int = 50) -> Negat
 def test_spike_fires_on_a_large_rise_with_enough_volume() -> None:
     detector = trained_spike()
     assert abs(detector.baseline - 0.2) < 0.01
-    ev = detector.evaluate([window(100, 55)])
-    assert ev.breach and ev.critical
-    assert ev.value == 0.55 and ev.volume == 100
+    ev = detector.evaluate([window(100, 45)])
+    assert ev.breach and not ev.critical
+    assert ev.value == 0.45 and ev.volume == 100
+    assert detector.evaluate([window(100, 65)]).critical
 
 
 def test_three_of_four_at_night_is_not_a_spike() -> None:

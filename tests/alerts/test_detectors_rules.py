@@ -8,19 +8,22 @@ W = 60_000
 
 
 def window(index: int, volume: int = 0, negative: int = 0) -> WindowStats:
-    return WindowStats("topic", "Macro", index * W, (index + 1) * W, volume=volume,
-                       negative=negative)
+    return WindowStats(
+        "topic", "Macro", index * W, (index + 1) * W, volume=volume, negative=negative
+    )
 
 
 BREACH = Evaluation(score=6, value=0.6, baseline=0.2, volume=100, breach=True, clear=False)
-CRITICAL = Evaluation(score=12, value=0.9, baseline=0.2, volume=100, breach=True,
-                      critical=True, clear=False)
+CRITICAL = Evaluation(
+    score=12, value=0.9, baseline=0.2, volume=100, breach=True, critical=True, clear=False
+)
 ELEVATED = Evaluation(score=2.5, value=0.3, baseline=0.2, volume=100, clear=False)
 NORMAL = Evaluation(score=0.1, value=0.2, baseline=0.2, volume=100)
 
 
-def run(state: RuleState, policy: AlertPolicy, evals: list[Evaluation], first: int = 0
-        ) -> list[str | None]:
+def run(
+    state: RuleState, policy: AlertPolicy, evals: list[Evaluation], first: int = 0
+) -> list[str | None]:
     return [state.step(ev, window(first + i), policy) for i, ev in enumerate(evals)]
 
 

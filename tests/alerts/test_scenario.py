@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
-from alerts.events import AlertEvent
+from alerts.events import AlertEvent, Status
 from alerts.scenario import (
     DIURNAL_WEEK,
     Delivery,
@@ -23,7 +24,7 @@ def test_generator_is_deterministic_and_places_spikes_apart() -> None:
     assert first.series == again.series and first.injections == again.injections
     spikes = sorted((i.topic, i.start_ms, i.end_ms) for i in first.injections)
     assert len([i for i in first.injections if i.kind == "spike"]) == 6  # 2/day x 3 topics
-    for (t1, _, end1), (t2, start2, _) in zip(spikes, spikes[1:], strict=False):
+    for (t1, _, end1), (t2, start2, _) in pairwise(spikes):
         assert t1 != t2 or start2 >= end1 + 5 * W
 
 
@@ -57,10 +58,22 @@ def test_items_arrive_out_of_order_and_some_late() -> None:
     assert 0 < sum(d >= 120_000 for d in delays) < len(delays) * 0.1
 
 
-def alert(key: str, start_ms: int, status: str = "firing") -> AlertEvent:
-    return AlertEvent(rule="negative_share_spike", key_kind="topic", key=key, status=status,
-                      severity="warning", window_start_ms=start_ms, window_end_ms=start_ms + W,
-                      value=0.5, baseline=0.2, score=5, volume=50, summary="", at_ms=0)
+def alert(key: str, start_ms: int, status: Status = "firing") -> AlertEvent:
+    return AlertEvent(
+        rule="negative_share_spike",
+        key_kind="topic",
+        key=key,
+        status=status,
+        severity="warning",
+        window_start_ms=start_ms,
+        window_end_ms=start_ms + W,
+        value=0.5,
+        baseline=0.2,
+        score=5,
+        volume=50,
+        summary="",
+        at_ms=0,
+    )
 
 
 def test_scorer_counts_hits_delays_and_false_alarms() -> None:
@@ -76,8 +89,9 @@ def test_scorer_counts_hits_delays_and_false_alarms() -> None:
         alert("a", 40 * W),  # false alarm
         alert("b", 12 * W),  # second alert on an already detected spike: not a false alarm
     ]
-    score = score_alerts(alerts, injections, rule="negative_share_spike", kind="spike",
-                         window_ms=W, days=7, keys=2)
+    score = score_alerts(
+        alerts, injections, rule="negative_share_spike", kind="spike", window_ms=W, days=7, keys=2
+    )
     assert (score.alerts, score.detected, score.false_alarms) == (4, 2, 1)
     assert score.recall == 1.0 and score.precision == 0.75
     assert sorted(score.delays_windows) == [1, 3] and score.median_delay_windows == 2

@@ -61,3 +61,24 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     broken.write_text("kafka: [unclosed")
     with pytest.raises(ConfigError, match="YAML"):
         load_settings(broken, environ={})
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out += _keys(annotation, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def test_example_config_documents_every_key() -> None:
+    from monitor.settings import Settings
+
+    text = EXAMPLE.read_text()
+    missing = [k for k in _keys(Settings) if f"{k.rsplit('.', 1)[-1]}:" not in text]
+    assert not missing, f"keys missing from {EXAMPLE.name}: {missing}"

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from monitor.classify.engine import TorchClassifier
+from monitor.classify.longtext import LongTextPolicy
 from monitor.classify.model import load_model, save_model
 from monitor.errors import ModelLoadError
+from monitor.metrics import Metrics
 from tests.conftest import TINY_TOPICS
 
 TEXTS = [
@@ -54,3 +56,56 @@ def test_export_load_round_trip_is_identical(tiny_model_dir: Path, tmp_path: Pat
 def test_missing_files_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"finmon_model\.json"):
         load_model(tmp_path)
+
+
+def test_token_budget_batching_matches_one_at_a_time(
+    tiny_model_dir: Path, metrics: Metrics
+) -> None:
+    clf = TorchClassifier.from_dir(
+        tiny_model_dir, device="cpu", max_batch_items=64, max_batch_tokens=48, metrics=metrics
+    )
+    batched = clf.predict(TEXTS * 3)
+    single = [clf.predict([t])[0] for t in TEXTS]
+    for a, b in zip(batched, single * 3, strict=True):
+        assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-4)
+        assert a.topic_probs == pytest.approx(b.topic_probs, abs=1e-4)
+    # a budget of 48 padded tokens forces several batches, none over budget unless alone
+    assert metrics.registry.get_sample_value("finmon_classify_batch_size_items_count") >= 2
+
+
+def test_cache_answers_repeats_without_the_model(tiny_model_dir: Path, metrics: Metrics) -> None:
+    clf = TorchClassifier.from_dir(tiny_model_dir, device="cpu", cache_items=10, metrics=metrics)
+    first = clf.predict(["Fed holds  rates steady", "Oil"])
+    batches = metrics.registry.get_sample_value("finmon_classify_batch_size_items_count")
+    again = clf.predict(
+        ["Fed holds rates steady", "Fed holds rates steady"]
+    )  # same once normalised
+    assert again == [first[0], first[0]]
+    assert metrics.registry.get_sample_value("finmon_classify_cache_hits_total") == 2
+    assert metrics.registry.get_sample_value("finmon_classify_batch_size_items_count") == batches
+
+
+def test_long_text_is_windowed_not_truncated(tiny_model_dir: Path) -> None:
+    head = "Regulators sue bank over misleading disclosures"
+    body = " ".join(["Shares of the lender fell sharply after the filing."] * 40)
+    chunked = TorchClassifier.from_dir(tiny_model_dir, device="cpu", max_length_tokens=32)
+    truncated = TorchClassifier.from_dir(
+        tiny_model_dir,
+        device="cpu",
+        max_length_tokens=32,
+        long_text=LongTextPolicy(strategy="truncate"),
+    )
+    long_pred = chunked.predict([head + ". " + body])[0]
+    cut_pred = truncated.predict([head + ". " + body])[0]
+    assert sum(long_pred.sentiment_probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert long_pred.sentiment_probs != pytest.approx(cut_pred.sentiment_probs, abs=1e-6)
+    # the truncating engine only sees the first window, as the old engine did
+    assert truncated.count_tokens([head + ". " + body]) == [32]
+
+
+def test_int8_keeps_predictions_close(tiny_model_dir: Path) -> None:
+    fp32 = TorchClassifier.from_dir(tiny_model_dir, device="cpu")
+    int8 = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="int8")
+    assert int8.precision == "int8" and fp32.precision == "none"
+    for a, b in zip(fp32.predict(TEXTS), int8.predict(TEXTS), strict=True):
+        assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=0.05)

@@ -1,0 +1,51 @@
+"""Sub-commands of the classify package for the ``finmon`` CLI: ``bench classify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from monitor.errors import FinMonError
+
+DEFAULT_SHARED_DATA = Path("../shared/data")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``finmon bench classify`` to ``app``."""
+    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+    app.add_typer(bench, name="bench")
+
+    @bench.command("classify")
+    def bench_classify(  # noqa: PLR0917 - typer maps options to parameters
+        model: Annotated[Path, typer.Option("--model", help="Exported FinMon model directory.")],
+        device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
+        n: Annotated[int, typer.Option("--n", min=8, help="Texts per configuration.")] = 1000,
+        quantize: Annotated[
+            str, typer.Option("--quantize", help="Engine precision: none, int8 or auto.")
+        ] = "auto",
+        shared_data: Annotated[
+            Path, typer.Option("--shared-data", help="Labelled sets; synthetic when absent.")
+        ] = DEFAULT_SHARED_DATA,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """Engine vs transformers.pipeline (batch 1 and 32) on the same texts: texts/s, ratios."""
+        from monitor.classify.bench import format_report, run_bench
+
+        if quantize not in ("none", "int8", "auto") or device not in ("cpu", "cuda", "auto"):
+            raise typer.BadParameter("--quantize none|int8|auto, --device cpu|cuda|auto")
+        q: Literal["none", "int8", "auto"] = quantize  # type: ignore[assignment]
+        try:
+            result = run_bench(
+                model,
+                device=device,
+                n=n,
+                quantize=q,
+                shared_data=shared_data if shared_data.is_dir() else None,
+            )
+        except FinMonError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(json.dumps(result) if as_json else format_report(result))

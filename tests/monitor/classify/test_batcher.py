@@ -1,0 +1,120 @@
+"""Micro-batcher boundaries with a fake millisecond clock: budget, count, wait, push-back, bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.classify.batcher import BatchPolicy, MicroBatcher, split_batches
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_ms = 1_000
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def make(**policy: int) -> tuple[MicroBatcher[str], FakeClock]:
+    clock = FakeClock()
+    return MicroBatcher(BatchPolicy(**policy), clock), clock
+
+
+def test_waits_until_max_wait_then_closes_on_wait() -> None:
+    batcher, clock = make(max_batch_items=8, max_batch_tokens=1000, max_wait_ms=20)
+    batcher.offer("a", 10)
+    clock.now_ms += 19
+    assert batcher.poll() is None
+    assert batcher.due_in_ms() == 1
+    clock.now_ms += 1
+    batch = batcher.poll()
+    assert batch is not None and batch.reason == "wait"
+    assert [p.payload for p in batch.items] == ["a"]
+    assert batcher.depth == 0 and batcher.due_in_ms() is None
+
+
+def test_closes_at_item_count_without_waiting() -> None:
+    batcher, _ = make(max_batch_items=3, max_batch_tokens=1000, max_wait_ms=10_000)
+    for name in "abcd":
+        batcher.offer(name, 5)
+    batch = batcher.poll()
+    assert batch is not None and batch.reason == "items"
+    assert sorted(p.payload for p in batch.items) == ["a", "b", "c"]
+    assert batcher.depth == 1
+    assert batcher.poll() is None  # "d" alone waits for its deadline
+
+
+def test_overflowing_item_is_pushed_back_to_head_of_next_batch() -> None:
+    # padded budget: longest x count. 10+10 -> 20 fits 40; adding a 30-token item -> 90 > 40.
+    batcher, _ = make(max_batch_items=8, max_batch_tokens=40, max_wait_ms=10_000)
+    for name, n in (("a", 10), ("b", 10), ("long", 30), ("c", 5)):
+        batcher.offer(name, n)
+    first = batcher.poll()
+    assert first is not None and first.reason == "tokens"
+    assert [p.payload for p in first.items] == ["a", "b"]
+    assert first.padded_tokens == 20
+    second = batcher.poll(flush=True)
+    assert second is not None and second.items[-1].payload == "long"
+    assert second.padded_tokens <= 40 or len(second.items) == 1
+
+
+def test_budget_boundary_is_inclusive() -> None:
+    batcher, _ = make(max_batch_items=8, max_batch_tokens=40, max_wait_ms=10_000)
+    for name in "abcd":
+        batcher.offer(name, 10)  # 4 x 10 == 40 exactly: fits
+    batcher.offer("e", 10)  # 5 x 10 > 40
+    batch = batcher.poll()
+    assert batch is not None and len(batch.items) == 4 and batch.reason == "tokens"
+
+
+def test_item_larger_than_budget_goes_alone() -> None:
+    batcher, _ = make(max_batch_items=8, max_batch_tokens=16, max_wait_ms=10_000)
+    batcher.offer("huge", 64)
+    batcher.offer("small", 4)
+    batch = batcher.poll()
+    assert batch is not None and [p.payload for p in batch.items] == ["huge"]
+
+
+def test_batch_is_sorted_by_length() -> None:
+    batcher, _ = make(max_batch_items=3, max_batch_tokens=1000, max_wait_ms=0)
+    for name, n in (("x", 9), ("y", 2), ("z", 5)):
+        batcher.offer(name, n)
+    batch = batcher.poll()
+    assert batch is not None
+    assert [p.n_tokens for p in batch.items] == [2, 5, 9]
+
+
+def test_full_queue_signals_backpressure_and_recovers() -> None:
+    batcher, _ = make(max_batch_items=2, max_batch_tokens=1000, max_wait_ms=0, max_queue_items=3)
+    assert all(batcher.offer(str(i), 4) for i in range(3))
+    assert batcher.is_full
+    assert batcher.offer("rejected", 4) is False
+    assert batcher.depth == 3
+    assert batcher.poll() is not None
+    assert not batcher.is_full and batcher.offer("accepted", 4)
+
+
+def test_flush_returns_partial_batch_before_deadline() -> None:
+    batcher, _ = make(max_batch_items=8, max_batch_tokens=1000, max_wait_ms=10_000)
+    batcher.offer("a", 3)
+    assert batcher.poll() is None
+    batch = batcher.poll(flush=True)
+    assert batch is not None and batch.reason == "flush"
+
+
+def test_invalid_policy_and_length_fail_loudly() -> None:
+    with pytest.raises(ValueError):
+        BatchPolicy(max_batch_items=0)
+    batcher, _ = make()
+    with pytest.raises(ValueError):
+        batcher.offer("empty", 0)
+
+
+def test_split_batches_respects_both_bounds_and_covers_every_index() -> None:
+    lengths = [5, 40, 7, 7, 12, 3, 100, 9, 9, 9]
+    batches = split_batches(lengths, max_items=3, max_tokens=40)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 40
+    assert [6] in batches  # 100 tokens: alone
