@@ -58,8 +58,13 @@ class NewsItem:
 
     @property
     def text(self) -> str:
-        """The text the classifier reads: the headline, or the body when there is no headline."""
-        return self.headline or (self.body or "")
+        """The text the classifier reads: the headline, then the body.
+
+        Texts past the model's limit are split into windows whose predictions are averaged with the
+        headline's window weighted up (see monitor/classify/longtext.py), never silently cut.
+        """
+        body = (self.body or "").strip()
+        return f"{self.headline}\n{body}" if self.headline and body else self.headline or body
 
     def to_dict(self) -> dict[str, Any]:
         return {

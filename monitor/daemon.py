@@ -24,6 +24,7 @@ from alerts.notify import WebhookNotifier
 from monitor.aggregate.engine import Aggregator, from_settings
 from monitor.aggregate.worker import AggregateWorker
 from monitor.classify.engine import Classifier, TorchClassifier
+from monitor.classify.longtext import LongTextPolicy
 from monitor.errors import ConfigError, FinMonError
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics, build_metrics
@@ -53,11 +54,16 @@ def load_classifier(settings: Settings, metrics: Metrics) -> Classifier:
             f"{settings.model.path!r} is not a directory",
             "point it at an exported FinMon model directory",
         )
+    model = settings.model
     return TorchClassifier.from_dir(
-        settings.model.path,
-        device=settings.model.device,
-        max_batch_items=settings.model.max_batch_items,
-        max_length_tokens=settings.model.max_length_tokens,
+        model.path,
+        device=model.device,
+        max_batch_items=model.max_batch_items,
+        max_batch_tokens=model.max_batch_tokens,
+        max_length_tokens=model.max_length_tokens,
+        cache_items=model.cache_items,
+        quantize=model.quantize,
+        long_text=LongTextPolicy(strategy=model.long_text, max_chunks=model.max_chunks),
         metrics=metrics,
     )
 
