@@ -37,7 +37,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
 
 
 def make_producer(settings: KafkaSettings) -> KafkaProducer:
-    """An idempotence-friendly producer: acks=all by default, bounded retries, ordered per partition."""
+    """A producer with acks=all by default, bounded retries, ordered per partition."""
     return KafkaProducer(
         **settings.client_config(),
         acks="all" if settings.producer_acks == "all" else 1,
@@ -49,7 +49,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
 
 
 def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
-    """Create missing topics (when ``kafka.create_topics`` is on). Existing topics are left alone."""
+    """Create missing topics (when ``kafka.create_topics`` is on); existing ones are kept."""
     if not settings.create_topics:
         return
     admin = KafkaAdminClient(**settings.client_config())
