@@ -23,6 +23,7 @@ from alerts.events import AlertEvent
 from alerts.notify import WebhookNotifier
 from monitor.aggregate.engine import Aggregator, from_settings
 from monitor.aggregate.worker import AggregateWorker
+from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import Classifier, TorchClassifier
 from monitor.classify.longtext import LongTextPolicy
 from monitor.errors import ConfigError, FinMonError
@@ -135,7 +136,14 @@ class Daemon:
         if self.notifier is not None:
             self.notifier.start()
         if self.classifier is not None:
-            self._spawn("classify", ClassifyWorker(cfg.kafka, self.classifier, self.metrics).run)
+            policy = BatchPolicy(
+                max_batch_items=cfg.model.max_batch_items,
+                max_batch_tokens=cfg.model.max_batch_tokens,
+                max_wait_ms=cfg.model.max_wait_ms,
+                max_queue_items=cfg.model.max_queue_items,
+            )
+            classify = ClassifyWorker(cfg.kafka, self.classifier, self.metrics, policy)
+            self._spawn("classify", classify.run)
         if self.aggregator is not None:
             self.metrics.register_collector(self.aggregator.collector())
             worker = AggregateWorker(cfg.kafka, self.aggregator, self.metrics, self._sinks())

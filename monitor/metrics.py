@@ -31,6 +31,7 @@ class Metrics:
     duplicates_skipped: Counter
     model_errors: Counter
     produce_errors: Counter
+    backpressure_pauses: Counter
     batch_size: Histogram
     batch_tokens: Histogram
     stage_seconds: Histogram
@@ -85,6 +86,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         produce_errors=Counter(
             "finmon_ingest_produce_errors_total",
             "Produce attempts the broker did not acknowledge (the batch is retried).",
+            registry=reg,
+        ),
+        backpressure_pauses=Counter(
+            "finmon_ingest_backpressure_pauses_total",
+            "Times the classify worker paused its partitions because the model queue was full.",
             registry=reg,
         ),
         batch_size=Histogram(

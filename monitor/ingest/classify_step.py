@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from monitor.classify.engine import Classifier
+from monitor.classify.owner import predict_safely
 from monitor.contract import (
     DLQ_DETAIL_HEADER,
     DLQ_REASON_HEADER,
@@ -86,23 +87,34 @@ def _record_time(record: RawRecord) -> datetime:
     return datetime.fromtimestamp(max(record.timestamp, 0) / 1000, tz=UTC)
 
 
-def _predict_safely(
-    classifier: Classifier, items: Sequence[NewsItem]
-) -> list[Prediction | Exception]:
-    """Predict the batch; if it fails, retry one by one so one bad item cannot sink the rest."""
-    if not items:
-        return []
+def decode_record(record: RawRecord, dlq_topic: str) -> NewsItem | OutRecord:
+    """The validated item, or its dead letter."""
     try:
-        return list(classifier.predict([item.text for item in items]))
-    except Exception as batch_exc:
-        logger.warning("batch of %d failed (%r); retrying items one by one", len(items), batch_exc)
-    results: list[Prediction | Exception] = []
-    for item in items:
-        try:
-            results.append(classifier.predict([item.text])[0])
-        except Exception as exc:
-            results.append(exc)
-    return results
+        return decode_news(record.value or b"", _record_time(record))
+    except InvalidMessage as exc:
+        return dead_letter(record, dlq_topic, exc.reason, exc.detail)
+
+
+def encode_result(
+    record: RawRecord,
+    *,
+    item: NewsItem,
+    prediction: Prediction | Exception,
+    model_version: str,
+    topics: Topics,
+    scored_at: datetime,
+) -> OutRecord:
+    """The ``news.scored`` record for one prediction, or a ``model_error`` dead letter."""
+    if isinstance(prediction, Exception):
+        return dead_letter(record, topics.dlq, "model_error", repr(prediction))
+    body = scored_record(item, prediction, model_version, scored_at, _record_time(record))
+    return OutRecord(
+        topic=topics.scored,
+        key=prediction.topic.encode(),
+        value=json.dumps(body, ensure_ascii=False).encode(),
+        item_topic=prediction.topic,
+        item_sentiment=prediction.sentiment,
+    )
 
 
 def classify_records(
@@ -111,28 +123,26 @@ def classify_records(
     topics: Topics,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[OutRecord]:
-    """Decode, classify and encode. Output order: dead letters first, then scored records."""
+    """Decode, classify and encode in one call. Output: dead letters first, then scored records."""
     out: list[OutRecord] = []
     valid: list[tuple[RawRecord, NewsItem]] = []
     for record in records:
-        try:
-            valid.append((record, decode_news(record.value or b"", _record_time(record))))
-        except InvalidMessage as exc:
-            out.append(dead_letter(record, topics.dlq, exc.reason, exc.detail))
-    predictions = _predict_safely(classifier, [item for _, item in valid])
+        decoded = decode_record(record, topics.dlq)
+        if isinstance(decoded, OutRecord):
+            out.append(decoded)
+        else:
+            valid.append((record, decoded))
+    predictions = predict_safely(classifier, [item.text for _, item in valid])
     scored_at = clock()
     for (record, item), prediction in zip(valid, predictions, strict=True):
-        if isinstance(prediction, Exception):
-            out.append(dead_letter(record, topics.dlq, "model_error", repr(prediction)))
-            continue
-        body = scored_record(item, prediction, classifier.version, scored_at, _record_time(record))
         out.append(
-            OutRecord(
-                topic=topics.scored,
-                key=prediction.topic.encode(),
-                value=json.dumps(body, ensure_ascii=False).encode(),
-                item_topic=prediction.topic,
-                item_sentiment=prediction.sentiment,
+            encode_result(
+                record,
+                item=item,
+                prediction=prediction,
+                model_version=classifier.version,
+                topics=topics,
+                scored_at=scored_at,
             )
         )
     return out

@@ -20,7 +20,9 @@ from monitor.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 
-def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> KafkaConsumer:
+def make_consumer(
+    settings: KafkaSettings, group_id: str, topics: Iterable[str], listener: Any = None
+) -> KafkaConsumer:
     """A group consumer with auto-commit off: offsets are committed by the worker, after output."""
     consumer = KafkaConsumer(
         **settings.client_config(),
@@ -32,7 +34,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=settings.max_poll_records,
     )
-    consumer.subscribe(list(topics))
+    consumer.subscribe(list(topics), listener=listener)
     return consumer
 
 

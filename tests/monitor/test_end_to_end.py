@@ -30,7 +30,7 @@ def _settings(bootstrap: str, receiver_url: str, state_dir: Path) -> Settings:
         kafka=unique_kafka_settings(bootstrap),
         aggregate={
             "window_ms": WINDOW_MS,
-            "allowed_lateness_ms": 500,
+            "allowed_lateness_ms": 2_000,
             "idle_close_ms": 3_000,
             "min_volume": 20,
             "alert_key_kinds": ("topic",),

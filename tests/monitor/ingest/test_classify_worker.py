@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from monitor.broker import EmbeddedBroker
+from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import TorchClassifier
 from monitor.contract import DLQ_REASON_HEADER
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics
 from tests.kafka_helpers import drain, news, produce, unique_kafka_settings
+from tests.keyword_classifier import KeywordClassifier
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,33 @@ def test_500_valid_and_50_malformed(
     assert total_dlq == 50
     assert scored_count == len(scored)
     assert reg.get_sample_value("finmon_ingest_messages_consumed_total") == 550
+
+
+class SlowClassifier(KeywordClassifier):
+    """Takes 50 ms per batch, so a small model queue fills up."""
+
+    def predict(self, texts):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        return super().predict(texts)
+
+
+def test_backpressure_pauses_and_loses_nothing(broker: EmbeddedBroker, metrics: Metrics) -> None:
+    kafka = unique_kafka_settings(broker.bootstrap_servers, max_poll_records=50)
+    policy = BatchPolicy(max_batch_items=4, max_batch_tokens=4096, max_wait_ms=5, max_queue_items=8)
+    worker = ClassifyWorker(kafka, SlowClassifier(), metrics, policy)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        produce(broker.bootstrap_servers, kafka.raw_topic, [news(i) for i in range(300)])
+        scored = drain(
+            broker.bootstrap_servers,
+            kafka.scored_topic,
+            lambda rs: len({json.loads(r.value)["id"] for r in rs}) >= 300,
+            120,
+        )
+    finally:
+        stop.set()
+        thread.join(30)
+    assert {json.loads(r.value)["id"] for r in scored} == {f"n-{i}" for i in range(300)}
+    assert (metrics.registry.get_sample_value("finmon_ingest_backpressure_pauses_total") or 0) > 0

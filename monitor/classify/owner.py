@@ -1,0 +1,164 @@
+"""The one thread that owns the model and its device.
+
+Callers :meth:`ModelOwner.submit` jobs (never blocks: False means the bounded inbox is full, the
+backpressure signal) and collect finished ones with :meth:`ModelOwner.results`. The owner moves
+jobs into a :class:`MicroBatcher`, runs each closed batch through the classifier, and hands back
+``(job, Prediction | Exception)`` pairs; a batch that fails is retried item by item, so one bad item
+costs only itself. While the model runs a batch, the caller's thread keeps decoding and counting
+tokens for the next one.
+
+Jobs held here are not classified yet: their offsets must not be committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from monitor.classify.batcher import BatchPolicy, MicroBatcher
+from monitor.classify.engine import Classifier
+from monitor.contract import Prediction
+from monitor.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+J = TypeVar("J")
+IDLE_WAIT_SEC = 0.05
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def estimate_tokens(classifier: Classifier, texts: Sequence[str]) -> list[int]:
+    """Token counts from the classifier's tokenizer when it has one, else a word estimate."""
+    counter = getattr(classifier, "count_tokens", None)
+    if callable(counter):
+        return [max(1, int(n)) for n in counter(texts)]
+    return [len(t.split()) + 2 for t in texts]
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Generic[J]):
+    """One text to classify and whatever the caller needs back with it."""
+
+    text: str
+    n_tokens: int
+    context: J
+
+
+Result = tuple[Job[J], Prediction | Exception]
+
+
+def predict_safely(classifier: Classifier, texts: Sequence[str]) -> list[Prediction | Exception]:
+    """Predict the batch; if it fails, retry one by one so one bad item cannot sink the rest."""
+    if not texts:
+        return []
+    try:
+        return list(classifier.predict(texts))
+    except Exception as batch_exc:
+        logger.warning("batch of %d failed (%r); retrying items one by one", len(texts), batch_exc)
+    results: list[Prediction | Exception] = []
+    for text in texts:
+        try:
+            results.append(classifier.predict([text])[0])
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+@dataclass
+class ModelOwner(Generic[J]):
+    """Runs the classifier on its own thread. ``start`` / ``stop``; thread-safe submit/results."""
+
+    classifier: Classifier
+    policy: BatchPolicy
+    metrics: Metrics | None = None
+    clock_ms: Callable[[], int] = monotonic_ms
+    _inbox: queue.Queue[Job[J]] = field(init=False)
+    _outbox: queue.Queue[Result[J]] = field(init=False, default_factory=queue.Queue)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
+    _thread: threading.Thread | None = field(init=False, default=None)
+    _busy: int = field(init=False, default=0)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._inbox = queue.Queue(maxsize=self.policy.max_queue_items)
+
+    def submit(self, job: Job[J]) -> bool:
+        """Queue a job; False when the inbox is full. Never blocks."""
+        try:
+            self._inbox.put_nowait(job)
+        except queue.Full:
+            return False
+        with self._lock:
+            self._busy += 1
+        return True
+
+    def results(self) -> list[Result[J]]:
+        """Every finished job so far (possibly none). Never blocks."""
+        out: list[Result[J]] = []
+        while True:
+            try:
+                out.append(self._outbox.get_nowait())
+            except queue.Empty:
+                return out
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted whose results have not been handed back yet."""
+        with self._lock:
+            return self._busy
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="finmon-model", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_sec: float = 30.0) -> None:
+        """Finish every queued job, then end the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_sec)
+
+    def _run(self) -> None:
+        batcher: MicroBatcher[Job[J]] = MicroBatcher(self.policy, self.clock_ms)
+        while True:
+            stopping = self._stop.is_set()
+            self._fill(batcher, self._wait_sec(batcher, stopping))
+            batch = batcher.poll(flush=stopping)
+            if self.metrics is not None:
+                self.metrics.queue_depth.set(batcher.depth + self._inbox.qsize())
+            if batch is not None:
+                self._run_batch([p.payload for p in batch.items])
+            elif stopping and batcher.depth == 0 and self._inbox.empty():
+                return
+
+    def _wait_sec(self, batcher: MicroBatcher[Job[J]], stopping: bool) -> float:
+        due_ms = batcher.due_in_ms()
+        if stopping:
+            return 0.0
+        return IDLE_WAIT_SEC if due_ms is None else due_ms / 1000
+
+    def _fill(self, batcher: MicroBatcher[Job[J]], wait_sec: float) -> None:
+        """Move inbox jobs into the batcher; wait up to ``wait_sec`` for the first one."""
+        block = wait_sec > 0
+        while not batcher.is_full:
+            try:
+                job = self._inbox.get(block=block, timeout=wait_sec if block else None)
+            except queue.Empty:
+                return
+            block = False
+            if not batcher.offer(job, job.n_tokens):
+                raise AssertionError("batcher refused a job while not full")
+
+    def _run_batch(self, jobs: list[Job[J]]) -> None:
+        predictions = predict_safely(self.classifier, [j.text for j in jobs])
+        for job, prediction in zip(jobs, predictions, strict=True):
+            self._outbox.put((job, prediction))
+        with self._lock:
+            self._busy -= len(jobs)

@@ -1,0 +1,74 @@
+"""The model-owner thread: bounded inbox, batches, per-item isolation of failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from monitor.classify.batcher import BatchPolicy
+from monitor.classify.owner import Job, ModelOwner
+from monitor.contract import Prediction
+from tests.keyword_classifier import KeywordClassifier
+
+
+class GatedClassifier(KeywordClassifier):
+    """Blocks every predict call until the gate opens; records batch sizes."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.batches: list[int] = []
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.gate.wait(10)
+        if any("poison" in t for t in texts):
+            raise RuntimeError("bad item")
+        self.batches.append(len(texts))
+        return super().predict(texts)
+
+
+def _wait(predicate, timeout_sec: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_sec
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_inbox_is_bounded_and_everything_comes_back() -> None:
+    clf = GatedClassifier()
+    policy = BatchPolicy(max_batch_items=4, max_batch_tokens=1000, max_wait_ms=0, max_queue_items=4)
+    owner: ModelOwner[int] = ModelOwner(clf, policy)
+    owner.start()
+    accepted = 0
+    for i in range(100):
+        if not owner.submit(Job(f"oil plunge {i}", 4, i)):
+            break
+        accepted += 1
+    assert accepted < 100, "a full inbox must refuse work"
+    assert accepted <= 4 + 4 + 4  # inbox + batcher + the batch in the model
+    clf.gate.set()
+    assert _wait(lambda: owner.pending == 0)
+    results = owner.results()
+    owner.stop()
+    assert sorted(job.context for job, _ in results) == list(range(accepted))
+    assert all(isinstance(p, Prediction) for _, p in results)
+    assert max(clf.batches) <= 4
+
+
+def test_a_failing_item_fails_alone() -> None:
+    clf = GatedClassifier()
+    clf.gate.set()
+    policy = BatchPolicy(
+        max_batch_items=8, max_batch_tokens=1000, max_wait_ms=50, max_queue_items=16
+    )
+    owner: ModelOwner[str] = ModelOwner(clf, policy)
+    owner.start()
+    for text in ("fed holds", "poison pill", "oil plunge"):
+        assert owner.submit(Job(text, 3, text))
+    owner.stop()
+    results = dict((job.context, p) for job, p in owner.results())
+    assert isinstance(results["poison pill"], RuntimeError)
+    assert isinstance(results["fed holds"], Prediction)
+    assert results["oil plunge"].sentiment == "negative"  # type: ignore[union-attr]
