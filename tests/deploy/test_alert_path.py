@@ -4,7 +4,7 @@ config, and the webhook receiver at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,10 +81,6 @@ def _post_alerts(am_url: str, alerts: list[dict[str, dict[str, str]]]) -> None:
     httpx.post(f"{am_url}/api/v2/alerts", json=body, timeout=5).raise_for_status()
 
 
-def _named(name: str) -> Callable[[list[ReceivedAlert]], bool]:
-    return lambda alerts: any(a.alertname == name for a in alerts)
-
-
 def test_alertmanager_routes_by_topic_and_pipeline_down_inhibits(stack: Stack) -> None:
     sentiment = {"category": "sentiment", "rule": "negative_share_spike", "key_kind": "topic"}
     _post_alerts(
@@ -133,8 +129,13 @@ def test_spike_travels_from_aggregator_through_prometheus_and_alertmanager(
             prometheus, rendered / "prometheus" / "prometheus.yml", tmp_path / "tsdb", prom_port
         )
         with running(args, f"http://127.0.0.1:{prom_port}/-/ready", tmp_path / "prometheus.log"):
+            # Critical spikes go to two receivers; wait for the team route, not just the first.
             arrived = stack.receiver.wait_for(
-                _named("FinMonNegativeSentimentSpike"), timeout_sec=90
+                lambda alerts: any(
+                    a.alertname == "FinMonNegativeSentimentSpike" and a.path == "/teams/equities"
+                    for a in alerts
+                ),
+                timeout_sec=90,
             )
     finally:
         server.shutdown()
