@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from alerts.events import AlertEvent
 from monitor.aggregate.engine import Aggregator
@@ -54,9 +54,11 @@ class AggregateWorker:
     def run(self, stop: threading.Event) -> None:
         """Consume, window, alert, checkpoint, commit until ``stop`` is set."""
         kafka_io.ensure_topics(self.kafka, [self.kafka.scored_topic, self.kafka.dlq_topic])
+        listener = _CheckpointOnRevoke(self)
         consumer = kafka_io.make_consumer(
-            self.kafka, self.kafka.aggregate_group, [self.kafka.scored_topic]
+            self.kafka, self.kafka.aggregate_group, [self.kafka.scored_topic], listener=listener
         )
+        listener.consumer = consumer
         self.metrics.up.labels("aggregate").set(1)
         logger.info("aggregate worker started on %s", self.kafka.scored_topic)
         next_tick = 0.0
@@ -96,6 +98,11 @@ class AggregateWorker:
             self.metrics.e2e_latency_seconds.observe(latency_sec)
             self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
 
+    def forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Drop uncommitted offsets of partitions this worker no longer owns."""
+        for tp in partitions:
+            self._pending.pop(tp, None)
+
     def tick(self, consumer: KafkaConsumer | None = None) -> list[AlertEvent]:
         """Close due windows, deliver alerts durably, checkpoint, then commit."""
         events = self.aggregator.advance(self.clock_ms())
@@ -118,3 +125,19 @@ class AggregateWorker:
             except Exception as exc:
                 logger.warning("commit rejected (%r); records will be replayed", exc)
         return events
+
+
+class _CheckpointOnRevoke(ConsumerRebalanceListener):
+    """Before partitions move to another aggregator, checkpoint and commit what was counted."""
+
+    def __init__(self, worker: AggregateWorker) -> None:
+        self.worker = worker
+        self.consumer: KafkaConsumer | None = None
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if revoked:
+            self.worker.tick(self.consumer)
+            self.worker.forget(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        logger.info("aggregating partitions %s", sorted(str(tp) for tp in assigned))
