@@ -11,7 +11,9 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 if ! python -c "import torch" 2>/dev/null; then
-  python -m pip install --quiet "torch==2.13.0"
+  python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  python -c "import torch" # fail loudly if the install did
 fi
 extras=${FINMON_EXTRAS:-}
 python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}" 2>&1 \
