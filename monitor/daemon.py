@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import torch
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import start_http_server
 
@@ -56,6 +57,8 @@ def load_classifier(settings: Settings, metrics: Metrics) -> Classifier:
             "point it at an exported FinMon model directory",
         )
     model = settings.model
+    if model.torch_threads:
+        torch.set_num_threads(model.torch_threads)
     return TorchClassifier.from_dir(
         model.path,
         device=model.device,

@@ -100,6 +100,8 @@ class ModelSettings(_Frozen):
     # Texts past max_length_tokens: chunk_mean (windows averaged, headline first) or truncate.
     long_text: Literal["chunk_mean", "truncate"] = "chunk_mean"
     max_chunks: int = Field(default=8, ge=1, le=64)
+    # CPU threads for the model's matmuls; 0 keeps torch's default (one per core).
+    torch_threads: int = Field(default=0, ge=0, le=256)
 
 
 class AggregateSettings(_Frozen):
