@@ -47,6 +47,7 @@ class Metrics:
     # alerts
     alerts_raised: Counter
     webhook_deliveries: Counter
+    sink_errors: Counter
     webhook_outbox_depth: Gauge
     up: Gauge
 
@@ -165,6 +166,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "finmon_alerts_webhook_deliveries_total",
             "Webhook delivery attempts, by outcome (ok, retry, failed).",
             ["outcome"],
+            registry=reg,
+        ),
+        sink_errors=Counter(
+            "finmon_alerts_sink_errors_total",
+            "Alert events an alert sink (the webhook outbox) failed to accept.",
             registry=reg,
         ),
         webhook_outbox_depth=Gauge(

@@ -19,13 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from alerts.events import AlertEvent
 from monitor.aggregate.engine import Aggregator
 from monitor.contract import decode_scored
 from monitor.errors import InvalidMessage
 from monitor.ingest import kafka_io
+from monitor.ingest.classify_step import OutRecord, RawRecord, dead_letter
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
 
@@ -50,6 +52,8 @@ class AggregateWorker:
     sinks: Sequence[AlertSink] = ()
     clock_ms: Callable[[], int] = wall_ms
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _dead: list[OutRecord] = field(default_factory=list, init=False)
+    _producer: KafkaProducer | None = field(default=None, init=False)
 
     def run(self, stop: threading.Event) -> None:
         """Consume, window, alert, checkpoint, commit until ``stop`` is set."""
@@ -59,6 +63,7 @@ class AggregateWorker:
             self.kafka, self.kafka.aggregate_group, [self.kafka.scored_topic], listener=listener
         )
         listener.consumer = consumer
+        self._producer = kafka_io.make_producer(self.kafka)
         self.metrics.up.labels("aggregate").set(1)
         logger.info("aggregate worker started on %s", self.kafka.scored_topic)
         next_tick = 0.0
@@ -75,28 +80,59 @@ class AggregateWorker:
         finally:
             self.metrics.up.labels("aggregate").set(0)
             consumer.close(autocommit=False)
+            self._producer.close(timeout=5)
             logger.info("aggregate worker stopped")
 
     def _count(self, polled: dict) -> None:
         now_ms = self.clock_ms()
         for tp, batch in polled.items():
             for record in batch:
-                self._count_one(record.value or b"", now_ms)
+                self._count_one(record, now_ms)
             if batch:
                 self._pending[tp] = batch[-1].offset + 1
 
-    def _count_one(self, payload: bytes, now_ms: int) -> None:
+    def _count_one(self, record: RawRecord, now_ms: int) -> None:
         try:
-            item = decode_scored(payload)
+            item = decode_scored(record.value or b"")
         except InvalidMessage as exc:
-            # Only a foreign producer can write these; count it, the raw log keeps the bytes.
-            self.metrics.dlq_messages.labels(exc.reason).inc()
+            # Only a foreign producer can write these: dead-letter them like bad input.
             logger.warning("unreadable record on %s: %s", self.kafka.scored_topic, exc.detail)
+            self._dead.append(dead_letter(record, self.kafka.dlq_topic, exc.reason, exc.detail))
             return
         if self.aggregator.add(item, now_ms):
             latency_sec = max(0.0, now_ms / 1000 - item.ingested_at.timestamp())
             self.metrics.e2e_latency_seconds.observe(latency_sec)
             self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
+
+    def deliver(self, event: AlertEvent) -> None:
+        """Hand the event to every sink; one failing sink neither stops the others nor the role."""
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:
+                self.metrics.sink_errors.inc()
+                logger.exception("alert sink %r failed for %s", sink, event.idempotency_key)
+
+    def _flush_dead_letters(self) -> bool:
+        """Produce pending dead letters; True once the broker acknowledged all of them."""
+        if not self._dead or self._producer is None:
+            return not self._dead
+        try:
+            futures = [
+                self._producer.send(d.topic, key=d.key, value=d.value, headers=list(d.headers))
+                for d in self._dead
+            ]
+            self._producer.flush(timeout=self.kafka.produce_timeout_sec)
+            for future in futures:
+                future.get(timeout=self.kafka.produce_timeout_sec)
+        except KafkaError as exc:
+            self.metrics.produce_errors.inc()
+            logger.warning("dead letters not acknowledged (%r); retrying next tick", exc)
+            return False
+        for dead in self._dead:
+            self.metrics.dlq_messages.labels(dead.reason or "unknown").inc()
+        self._dead.clear()
+        return True
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Drop uncommitted offsets of partitions this worker no longer owns."""
@@ -115,9 +151,10 @@ class AggregateWorker:
                 event.key,
                 event.summary,
             )
-            for sink in self.sinks:
-                sink(event)
+            self.deliver(event)
         self.aggregator.checkpoint()
+        if not self._flush_dead_letters():
+            return events  # not durable yet: commit on a later tick
         if consumer is not None and self._pending:
             try:
                 kafka_io.commit(consumer, self._pending)

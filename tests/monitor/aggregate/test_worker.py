@@ -1,0 +1,72 @@
+"""The aggregate role on the real broker: unreadable records are dead-lettered, sinks isolated."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from alerts.events import AlertEvent
+from monitor.aggregate.engine import Aggregator
+from monitor.aggregate.worker import AggregateWorker
+from monitor.broker import EmbeddedBroker
+from monitor.contract import DLQ_REASON_HEADER
+from monitor.metrics import Metrics
+from monitor.settings import AggregateSettings
+from tests.kafka_helpers import drain, produce, unique_kafka_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _scored(i: int) -> bytes:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({
+        "id": f"s-{i}", "headline": "h", "topic": "Earnings", "sentiment": "neutral",
+        "sentiment_probs": {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
+        "sentiment_score": 0.0, "published_at": now, "scored_at": now, "tickers": [],
+    }).encode()  # fmt: skip
+
+
+def test_unreadable_scored_records_go_to_the_dlq(broker: EmbeddedBroker, metrics: Metrics) -> None:
+    kafka = unique_kafka_settings(broker.bootstrap_servers)
+    aggregator = Aggregator(AggregateSettings(window_ms=1_000), metrics=metrics)
+    worker = AggregateWorker(kafka, aggregator, metrics)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        produce(broker.bootstrap_servers, kafka.scored_topic, [_scored(1), b"garbage", _scored(2)])
+        dlq = drain(broker.bootstrap_servers, kafka.dlq_topic, lambda rs: len(rs) >= 1, 60)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [r.value for r in dlq] == [b"garbage"]
+    assert dict(dlq[0].headers)[DLQ_REASON_HEADER] == b"not_json"
+    counted = metrics.registry.get_sample_value(
+        "finmon_aggregate_items_total", {"topic": "Earnings", "sentiment": "neutral"}
+    )
+    assert counted == 2
+
+
+def test_a_failing_sink_does_not_stop_the_others(metrics: Metrics) -> None:
+    got: list[AlertEvent] = []
+
+    def broken(event: AlertEvent) -> None:
+        raise OSError("disk full")
+
+    worker = AggregateWorker(
+        unique_kafka_settings("127.0.0.1:1"),
+        Aggregator(AggregateSettings(), metrics=metrics),
+        metrics,
+        sinks=(broken, got.append),
+    )
+    event = AlertEvent(
+        rule="negative_share_spike", key_kind="topic", key="Earnings", status="firing",
+        severity="warning", window_start_ms=0, window_end_ms=60_000, value=0.9, baseline=0.2,
+        score=9.0, volume=50, summary="test", at_ms=60_000,
+    )  # fmt: skip
+    worker.deliver(event)
+    assert got == [event]
+    assert metrics.registry.get_sample_value("finmon_alerts_sink_errors_total") == 1
