@@ -265,6 +265,18 @@ TEMPLATES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 # Feed mix: mostly neutral, as in real news and in the twitter data.
 BASE_SENTIMENT_WEIGHTS: tuple[float, ...] = (0.17, 0.63, 0.20)
+PREFIXES = ("BREAKING: ", "UPDATE 1-", "WRAPUP: ", "Exclusive: ", "FOCUS-")
+SUFFIXES = (
+    " - sources",
+    " - report",
+    ", analysts say",
+    " in early trade",
+    " (updated)",
+    " as investors weigh outlook",
+    ", filing shows",
+    " on Tuesday",
+    " late in the session",
+)
 SOURCES = ("newswire", "markets-desk", "social", "exchange-filings")
 
 
@@ -313,6 +325,11 @@ class NewsGenerator:
             ex=rng.choice(EXECS),
         )
         text = text[0].upper() + text[1:]
+        # Feed decorations: wire prefixes and trailing context, so repeats are rarely identical.
+        if rng.random() < 0.3:
+            text = rng.choice(PREFIXES) + text
+        if rng.random() < 0.4:
+            text += rng.choice(SUFFIXES)
         uses_company = "{co}" in template or "{tk}" in template
         return text, ((ticker,) if uses_company else ())
 

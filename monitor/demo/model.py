@@ -18,7 +18,7 @@ from monitor.demo.generator import NewsGenerator
 from monitor.settings import Settings
 
 # Bump when the generator or the recipe changes, so stale cached models are not reused.
-DEMO_MODEL_REVISION = "2"
+DEMO_MODEL_REVISION = "3"
 DEMO_PER_CLASS = 40
 DEMO_MAX_MINUTES = 3.0
 
