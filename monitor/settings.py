@@ -95,8 +95,9 @@ class ModelSettings(_Frozen):
     max_queue_items: int = Field(default=1024, ge=1)
     # Recent predictions kept by normalised text (syndicated repeats skip the model); 0 disables.
     cache_items: int = Field(default=10_000, ge=0)
-    # int8: dynamic per-channel quantisation of the encoder (CPU only); auto: int8 on CPU.
-    quantize: Literal["none", "int8", "auto"] = "none"
+    # CPU precision: bf16 autocast (native bf16 CPUs), int8 dynamic quantisation, or none (fp32);
+    # auto: bf16 where the CPU supports it natively, else fp32. CUDA always runs bf16 autocast.
+    quantize: Literal["none", "int8", "bf16", "auto"] = "auto"
     # Texts past max_length_tokens: chunk_mean (windows averaged, headline first) or truncate.
     long_text: Literal["chunk_mean", "truncate"] = "chunk_mean"
     max_chunks: int = Field(default=8, ge=1, le=64)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
+from monitor.classify.quantize import Quantize
 from monitor.errors import FinMonError
 
 DEFAULT_SHARED_DATA = Path("../shared/data")
@@ -24,7 +25,7 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
         n: Annotated[int, typer.Option("--n", min=8, help="Texts per configuration.")] = 1000,
         quantize: Annotated[
-            str, typer.Option("--quantize", help="Engine precision: none, int8 or auto.")
+            str, typer.Option("--quantize", help="Engine precision: none, int8, bf16 or auto.")
         ] = "auto",
         shared_data: Annotated[
             Path, typer.Option("--shared-data", help="Labelled sets; synthetic when absent.")
@@ -34,9 +35,10 @@ def register(app: typer.Typer) -> None:
         """Engine vs transformers.pipeline (batch 1 and 32) on the same texts: texts/s, ratios."""
         from monitor.classify.bench import format_report, run_bench
 
-        if quantize not in ("none", "int8", "auto") or device not in ("cpu", "cuda", "auto"):
-            raise typer.BadParameter("--quantize none|int8|auto, --device cpu|cuda|auto")
-        q: Literal["none", "int8", "auto"] = quantize  # type: ignore[assignment]
+        precisions = ("none", "int8", "bf16", "auto")
+        if quantize not in precisions or device not in ("cpu", "cuda", "auto"):
+            raise typer.BadParameter("--quantize none|int8|bf16|auto, --device cpu|cuda|auto")
+        q: Quantize = quantize  # type: ignore[assignment]
         try:
             result = run_bench(
                 model,

@@ -8,7 +8,8 @@ exported :mod:`monitor.classify.model` directory on CPU or CUDA. One call:
    (:mod:`monitor.classify.longtext`);
 3. sorts the windows by length and packs them into batches under a token budget and an item count
    (:func:`monitor.classify.batcher.split_batches`), each padded only to its longest window;
-4. runs each batch under ``torch.inference_mode`` (bf16 autocast on CUDA, optionally int8 on CPU)
+4. runs each batch under ``torch.inference_mode`` (bf16 autocast on CUDA; on CPU fp32, bf16
+   autocast or int8, see :mod:`monitor.classify.quantize`)
    and averages window probabilities back to one prediction per text.
 """
 
@@ -224,9 +225,10 @@ class TorchClassifier:
             self._metrics.batch_size.observe(len(batch))
             self._metrics.batch_tokens.observe(longest * len(batch))
         on_cuda = self._device.type == "cuda"
+        bf16 = on_cuda or self.precision == "bf16"
         with (
             torch.inference_mode(),
-            torch.autocast(device_type=self._device.type, dtype=torch.bfloat16, enabled=on_cuda),
+            torch.autocast(device_type=self._device.type, dtype=torch.bfloat16, enabled=bf16),
         ):
             logits = self._model(
                 input_ids=input_ids.to(self._device, non_blocking=on_cuda),

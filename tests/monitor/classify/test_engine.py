@@ -109,3 +109,18 @@ def test_int8_keeps_predictions_close(tiny_model_dir: Path) -> None:
     assert int8.precision == "int8" and fp32.precision == "none"
     for a, b in zip(fp32.predict(TEXTS), int8.predict(TEXTS), strict=True):
         assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=0.05)
+
+
+def test_bf16_keeps_predictions_close(tiny_model_dir: Path) -> None:
+    fp32 = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="none")
+    bf16 = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="bf16")
+    assert bf16.precision == "bf16"
+    for a, b in zip(fp32.predict(TEXTS), bf16.predict(TEXTS), strict=True):
+        assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=0.05)
+
+
+def test_auto_precision_is_bf16_only_on_native_bf16_cpus(tiny_model_dir: Path) -> None:
+    from monitor.classify.quantize import cpu_has_bf16
+
+    auto = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="auto")
+    assert auto.precision == ("bf16" if cpu_has_bf16() else "none")
