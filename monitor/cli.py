@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from alerts.cli import register as register_alerts
@@ -25,4 +28,9 @@ register_classify(app)
 
 
 def main() -> None:
+    # Idle OpenMP threads sleep instead of spinning, so the Kafka and owner threads (and other
+    # processes on a shared CPU) get the cores; measured 5x faster training steps on a busy CPU.
+    # Takes effect only before torch is imported, which the sub-commands do lazily.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

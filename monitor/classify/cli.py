@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.classify.quantize import Quantize
 from monitor.errors import FinMonError
+
+if TYPE_CHECKING:
+    from monitor.classify.quantize import Quantize
 
 DEFAULT_SHARED_DATA = Path("../shared/data")
 
