@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,12 @@ def shared_data() -> Path:
 TINY_TOPICS = ("Earnings", "M&A | Investments", "Macro", "Legal | Regulation")
 
 
-def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
-    """A randomly initialised 2-layer BERT with both heads, in the export format (no download)."""
+def tiny_bert(seed: int = 0) -> tuple[Any, Any]:
+    """A randomly initialised 2-layer BERT (hidden 32) and the offline MiniLM tokenizer."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from monitor.classify.base import resolve_base_model
-    from monitor.classify.model import ModelMeta, MultiTaskModel, default_labels, save_model
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
@@ -56,8 +56,16 @@ def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    return BertModel(config), tokenizer
+
+
+def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
+    """The tiny BERT with both heads, in the export format (no download)."""
+    from monitor.classify.model import ModelMeta, MultiTaskModel, default_labels, save_model
+
+    encoder, tokenizer = tiny_bert(seed)
     meta = ModelMeta(labels=default_labels(TINY_TOPICS), max_length_tokens=64, version="tiny-test")
-    model = MultiTaskModel(BertModel(config), meta)
+    model = MultiTaskModel(encoder, meta)
     return save_model(model.eval(), tokenizer, out_dir)
 
 

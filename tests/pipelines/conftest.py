@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from transformers import AutoTokenizer, BertConfig, BertModel
 
-from monitor.classify.base import resolve_base_model
 from pipelines.labels import TWITTER_TOPICS
+from tests.conftest import tiny_bert
 
 SENTIMENT_WORDS = {
     "negative": ("plunges", "crashes", "misses", "slashes", "sued"),
@@ -24,16 +23,8 @@ TOPIC_WORDS = {0: "analyst", 4: "dividend", 5: "earnings", 11: "ipo"}
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer BERT saved with the offline MiniLM tokenizer."""
     out = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(out)
+    encoder, tokenizer = tiny_bert()
+    encoder.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
