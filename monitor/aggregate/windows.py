@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.events import Headline
+from monitor.classify.text import dedup_key
 
 KEY_KINDS: tuple[str, ...] = ("topic", "ticker", "overall")
 OVERALL_KEY = "all"
@@ -123,12 +124,19 @@ class WindowAccumulator:
 def top_headlines(
     groups: list[list[tuple[float, str, str, int]]], limit: int
 ) -> tuple[Headline, ...]:
-    """The ``limit`` most negative entries over several heaps, most negative first."""
+    """The ``limit`` most negative entries over several heaps, most negative first.
+
+    Repeats are dropped by id and by normalised text (syndicated copies of one story).
+    """
     merged = sorted((e for g in groups for e in g), key=lambda e: (-e[0], e[3], e[1]))
     unique: dict[str, Headline] = {}
+    seen_ids: set[str] = set()
     for prob, item_id, text, at_ms in merged:
-        if item_id not in unique and len(unique) < limit:
-            unique[item_id] = Headline(item_id, text, prob, at_ms)
+        key = dedup_key(text)
+        if item_id in seen_ids or key in unique or len(unique) >= limit:
+            continue
+        seen_ids.add(item_id)
+        unique[key] = Headline(item_id, text, prob, at_ms)
     return tuple(unique.values())
 
 

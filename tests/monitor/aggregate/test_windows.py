@@ -56,3 +56,16 @@ def test_accumulator_state_round_trip() -> None:
     acc.add("negative", -0.7, 0.8, Headline("a", "A", 0.8, 5))
     again = WindowAccumulator.from_state(acc.to_state(), top_n=3)
     assert again.result(("overall", "all"), 0, 10) == acc.result(("overall", "all"), 0, 10)
+
+
+def test_top_headlines_drop_syndicated_repeats() -> None:
+    from monitor.aggregate.windows import top_headlines
+
+    entries = [
+        (0.99, "a", "Oil prices crash 30% https://t.co/x", 1),
+        (0.98, "b", "oil prices  crash 30%", 2),
+        (0.97, "c", "Refinery outage hits supply", 3),
+        (0.96, "a", "Oil prices crash 30% https://t.co/x", 1),
+    ]
+    heads = top_headlines([entries], limit=5)
+    assert [h.id for h in heads] == ["a", "c"]
