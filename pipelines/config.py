@@ -61,6 +61,8 @@ class TrainConfig:
     grad_clip_norm: float = 1.0
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = 0.1
+    # Soft targets (Szegedy et al.): curbs over-confident probabilities, which the alerts read.
+    label_smoothing: float = 0.0
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13
@@ -87,6 +89,7 @@ class TrainConfig:
             ("patience_evals", self.patience_evals >= 1, "must be >= 1"),
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
+            ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             (
                 "topic_labels",
                 len(set(self.topic_labels)) == len(self.topic_labels) > 1,

@@ -65,6 +65,7 @@ def masked_loss(
     logits: Mapping[str, torch.Tensor],
     labels: Mapping[str, torch.Tensor],
     weights: Mapping[str, torch.Tensor | None],
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Summed cross-entropy over every (example, task) pair that has a label, divided by their
     count; tasks an example lacks (label ``IGNORE``) contribute nothing."""
@@ -75,7 +76,11 @@ def masked_loss(
         mask = target != IGNORE
         if mask.any():
             total = total + nn.functional.cross_entropy(
-                task_logits[mask].float(), target[mask], weight=weights.get(task), reduction="sum"
+                task_logits[mask].float(),
+                target[mask],
+                weight=weights.get(task),
+                reduction="sum",
+                label_smoothing=label_smoothing,
             )
             count += int(mask.sum())
     return total / max(count, 1)
@@ -180,7 +185,7 @@ class TrainLoop:
             group["lr"] = base * schedule.factor(self.state.step)
         with self._autocast():
             logits = self.model(**inputs)
-        loss = masked_loss(logits, labels, self.class_weights)
+        loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)

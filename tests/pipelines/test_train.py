@@ -190,3 +190,11 @@ def test_lora_trains_adapters_and_exports_plain_bert(tiny_base: Path, tmp_path: 
     assert torch.equal(state[key], base[key])  # frozen under LoRA
     query = "encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(state[query], base[query])  # adapters merged in
+
+
+def test_label_smoothing_raises_the_loss_of_confident_right_answers() -> None:
+    logits = {"sentiment": torch.tensor([[8.0, 0.0, 0.0]])}
+    labels = {"sentiment": torch.tensor([0])}
+    plain = masked_loss(logits, labels, {})
+    smoothed = masked_loss(logits, labels, {}, label_smoothing=0.1)
+    assert smoothed.item() > plain.item()
