@@ -11,7 +11,7 @@ fi
 FINMON_EXTRAS=dev bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
-ruff check monitor pipelines alerts tests
-ruff format --check monitor pipelines alerts tests
+ruff check monitor pipelines alerts tests scripts
+ruff format --check monitor pipelines alerts tests scripts
 mypy
 python -m pytest "$@"
