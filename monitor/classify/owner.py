@@ -115,6 +115,10 @@ class ModelOwner(Generic[J]):
         with self._lock:
             return self._busy
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="finmon-model", daemon=True)
         self._thread.start()

@@ -126,6 +126,10 @@ class _Pipeline(ConsumerRebalanceListener):
             self.step()
 
     def step(self) -> None:
+        if not self.owner.alive:
+            # Without its model thread the worker would sit paused forever: fail loudly instead,
+            # so the daemon exits and its supervisor restarts it (uncommitted work is redelivered).
+            raise RuntimeError("the model thread died; see the log above")
         self.feed()
         self.collect()
         self.reap()
