@@ -63,6 +63,8 @@ class TrainConfig:
     dropout: float = 0.1
     # Soft targets (Szegedy et al.): curbs over-confident probabilities, which the alerts read.
     label_smoothing: float = 0.0
+    # Fit a softmax temperature per task on the holdout after training (keeps every argmax).
+    calibrate: bool = True
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ import torch
 from monitor.classify.base import resolve_base_model
 from monitor.classify.model import MultiTaskModel, build_model
 from pipelines.batching import Encoded, encode
+from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.export import export_model, test_metrics
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
+from pipelines.predict import predict_encoded
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
 
@@ -144,6 +146,11 @@ def _finish(
     model, config, device, state = loop.model, loop.config, loop.device, loop.state
     best = next((h for h in state.history if h["step"] == state.best_step), state.history[-1])
     metrics: dict[str, Any] = {"holdout": best["holdout"], "holdout_score": best["score"]}
+    if config.calibrate:
+        temperatures = _fit_temperatures(loop)
+        model.meta = replace(model.meta, temperatures=temperatures)
+        metrics["temperatures"] = temperatures
+        logger.info("calibration temperatures (holdout): %s", temperatures)
     metrics["test"] = test_metrics(model, tokenizer, tasks, config, device)
     run = {
         "seconds": round(seconds, 1),
@@ -163,6 +170,23 @@ def _finish(
         checkpointer.remove()
     logger.info("exported %s after %.0f s (%s)", out_dir, seconds, state.stopped)
     return TrainResult(Path(out_dir), metrics, seconds, state.step, state.stopped, card)
+
+
+def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
+    """One softmax temperature per task, fitted on that task's holdout (never the test sets)."""
+    temperatures = {}
+    for task, holdout in loop.holdouts.items():
+        if len(holdout.data):
+            probs = predict_encoded(
+                loop.model,
+                holdout.data,
+                task,
+                batch_size=loop.config.eval_batch_size,
+                pad_id=loop.pad_id,
+                device=loop.device,
+            )
+            temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
+    return temperatures
 
 
 def _seed(seed: int) -> None:

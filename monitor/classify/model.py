@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,8 @@ class ModelMeta:
     max_length_tokens: int = 128
     version: str = "dev"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Per-task softmax temperature fitted on the holdout (calibration); 1.0 when absent.
+    temperatures: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class ModelMeta:
             "pooling": self.pooling,
             "max_length_tokens": self.max_length_tokens,
             "version": self.version,
+            "temperatures": dict(self.temperatures),
             **self.extra,
         }
 
@@ -66,13 +69,17 @@ class ModelMeta:
         labels = {t: tuple(str(x) for x in v) for t, v in dict(data["labels"]).items()}
         if not labels or any(t not in TASKS or not v for t, v in labels.items()):
             raise ModelLoadError(path, f"labels must map {TASKS} to non-empty lists, got {labels}")
-        known = {"format", "labels", "pooling", "max_length_tokens", "version"}
+        known = {"format", "labels", "pooling", "max_length_tokens", "version", "temperatures"}
+        temperatures = {str(t): float(v) for t, v in dict(data.get("temperatures") or {}).items()}
+        if any(v <= 0 for v in temperatures.values()):
+            raise ModelLoadError(path, f"temperatures must be > 0, got {temperatures}")
         return cls(
             labels=labels,
             pooling=data.get("pooling", "mean"),
             max_length_tokens=int(data.get("max_length_tokens", 128)),
             version=str(data.get("version", "dev")),
             extra={k: v for k, v in data.items() if k not in known},
+            temperatures=temperatures,
         )
 
 
@@ -84,7 +91,8 @@ def default_labels(topics: Sequence[str]) -> dict[str, tuple[str, ...]]:
 class MultiTaskModel(nn.Module):
     """Shared encoder, pooled sentence vector, one linear head per task.
 
-    ``forward`` returns ``{task: logits[batch, n_labels]}``; it never applies softmax.
+    ``forward`` returns ``{task: logits[batch, n_labels]}`` divided by the task's calibration
+    temperature (``meta.temperatures``, 1.0 until fitted); it never applies softmax.
     """
 
     def __init__(self, encoder: PreTrainedModel, meta: ModelMeta, dropout: float = 0.1) -> None:
@@ -113,7 +121,8 @@ class MultiTaskModel(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         )
         pooled = self.dropout(self.pool(out.last_hidden_state, attention_mask))
-        return {task: head(pooled) for task, head in self.heads.items()}
+        temps = self.meta.temperatures
+        return {task: head(pooled) / temps.get(task, 1.0) for task, head in self.heads.items()}
 
 
 def build_model(
@@ -153,7 +162,7 @@ def save_model(
     save_file(heads, str(out / HEADS_FILE))
     meta = model.meta
     if version is not None:
-        meta = ModelMeta(meta.labels, meta.pooling, meta.max_length_tokens, version, meta.extra)
+        meta = replace(meta, version=version)
     (out / META_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
     return out
 

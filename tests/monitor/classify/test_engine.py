@@ -124,3 +124,20 @@ def test_auto_precision_is_bf16_only_on_native_bf16_cpus(tiny_model_dir: Path) -
 
     auto = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="auto")
     assert auto.precision == ("bf16" if cpu_has_bf16() else "none")
+
+
+def test_temperature_survives_export_and_softens_probabilities(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    model, tok = load_model(tiny_model_dir)
+    plain = TorchClassifier(model, tok, device=torch.device("cpu"), version="t1").predict(TEXTS)
+    model.meta = replace(model.meta, temperatures={"sentiment": 4.0})
+    warm_dir = save_model(model, tok, tmp_path / "calibrated")
+    warm = TorchClassifier.from_dir(warm_dir, device="cpu").predict(TEXTS)
+    assert load_model(warm_dir)[0].meta.temperatures == {"sentiment": 4.0}
+    for a, b in zip(plain, warm, strict=True):
+        assert a.sentiment == b.sentiment
+        assert max(b.sentiment_probs.values()) <= max(a.sentiment_probs.values()) + 1e-6
+        assert a.topic_probs == pytest.approx(b.topic_probs, abs=1e-6)  # topic untouched
