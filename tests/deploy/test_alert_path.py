@@ -47,7 +47,9 @@ def _render(tmp_path: Path, receiver: WebhookReceiver, metrics_port: int, am_por
         {
             "FINMON_TARGET": f"127.0.0.1:{metrics_port}",
             "ALERTMANAGER_TARGET": f"127.0.0.1:{am_port}",
-            "SCRAPE_INTERVAL": "1s",
+            # 2 s, not 1 s: the scrape timeout equals the interval, and on a loaded 2-core CI
+            # machine a missed scrape would reset the rule's `for:` clock.
+            "SCRAPE_INTERVAL": "2s",
             "EVALUATION_INTERVAL": "1s",
             "WEBHOOK_BASE_URL": receiver.url.rstrip("/"),
             "WEBHOOK_TOKEN_FILE": str(token_file),
@@ -135,14 +137,27 @@ def test_spike_travels_from_aggregator_through_prometheus_and_alertmanager(
                     a.alertname == "FinMonNegativeSentimentSpike" and a.path == "/teams/equities"
                     for a in alerts
                 ),
-                timeout_sec=90,
+                timeout_sec=150,
             )
+            diagnosis = "" if arrived else _diagnose(prom_port, stack)
     finally:
         server.shutdown()
         thread.join()
-    assert arrived, (tmp_path / "prometheus.log").read_text()[-3000:]
+    assert arrived, diagnosis + (tmp_path / "prometheus.log").read_text()[-2000:]
     spikes = [a for a in stack.receiver.alerts() if a.alertname == "FinMonNegativeSentimentSpike"]
     _check_spike(spikes, severity)
+
+
+def _diagnose(prom_port: int, stack: Stack) -> str:
+    """What Prometheus and the receiver saw, for a failure message."""
+    base = f"http://127.0.0.1:{prom_port}/api/v1"
+    parts = [f"received: {[a.to_dict() for a in stack.receiver.alerts()]}"]
+    for path in ("alerts", "targets"):
+        try:
+            parts.append(f"{path}: {httpx.get(f'{base}/{path}', timeout=5).text[:1500]}")
+        except httpx.HTTPError as exc:
+            parts.append(f"{path}: {exc!r}")
+    return "\n".join(parts) + "\n"
 
 
 def _check_spike(spikes: list[ReceivedAlert], severity: str) -> None:
