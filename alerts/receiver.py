@@ -2,7 +2,7 @@
 
 Accepts FinMon's direct notifications (signed, with ``X-FinMon-Idempotency-Key``) and
 Alertmanager's webhook posts (unsigned; authenticated by an optional bearer token). Duplicates are
-dropped by (idempotency key, status); for Alertmanager alerts the key is the fingerprint plus
+dropped by (path, idempotency key, status); for Alertmanager alerts the key is the fingerprint plus
 ``startsAt``. Used by ``finmon webhook-receiver``, the demo and the tests. Serves on loopback by
 default, one thread per request.
 """
@@ -136,8 +136,9 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
+        """Stop serving and release the port (also when it was never started)."""
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join()
@@ -222,7 +223,9 @@ class WebhookReceiver:
                 received_at_sec=self._clock(),
                 headlines=list(payload.get("headlines") or []),
             )
-            if self._remember(f"{ident}|{status}", received):
+            # Per path: one receiver process may serve several teams' endpoints, and Alertmanager
+            # sends the same alert (same fingerprint) to each route that matches.
+            if self._remember(f"{path}|{ident}|{status}", received):
                 new.append(received)
         for received in new:
             self._store(received)

@@ -67,3 +67,20 @@ def test_non_json_is_rejected_with_400() -> None:
     with WebhookReceiver() as receiver:
         response = httpx.post(receiver.url, content=b"not json")
     assert response.status_code == 400
+
+
+def test_same_alertmanager_alert_on_two_team_paths_is_kept_for_each() -> None:
+    from alerts.receiver import ReceiverConfig, WebhookReceiver
+
+    body = {
+        "version": "4", "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {},
+                    "fingerprint": "abc", "startsAt": "2026-11-28T00:00:00Z"}],
+    }  # fmt: skip
+    with WebhookReceiver(config=ReceiverConfig()) as receiver:
+        raw = json.dumps(body).encode()
+        for path in ("/teams/risk-oncall", "/teams/equities", "/teams/equities"):
+            receiver.handle(path, {}, raw)
+        paths = sorted(a.path for a in receiver.alerts())
+        assert paths == ["/teams/equities", "/teams/risk-oncall"]
+        assert receiver.duplicates == 1
