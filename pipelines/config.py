@@ -65,6 +65,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Fit a softmax temperature per task on the holdout after training (keeps every argmax).
     calibrate: bool = True
+    # Distillation: an exported finmon model whose probabilities label every training text for
+    # every task (cross-task soft labels); the loss is (1 - w) * gold + w * teacher.
+    teacher: str | None = None
+    distill_weight: float = 0.5
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13
@@ -92,6 +96,7 @@ class TrainConfig:
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
+            ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
             (
                 "topic_labels",
                 len(set(self.topic_labels)) == len(self.topic_labels) > 1,

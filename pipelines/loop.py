@@ -22,6 +22,7 @@ from monitor.classify.model import MultiTaskModel
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
+from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
 from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
 from pipelines.scoring import confusion, report
@@ -104,7 +105,11 @@ class TrainLoop:
         checkpointer: Checkpointer | None,
         clock: Callable[[], float],
         progress: bool,
+        soft_targets: SoftTargets | None = None,
     ) -> None:
+        if soft_targets is not None:
+            check_aligned(soft_targets, train_data)
+        self.soft = soft_targets
         self.model = model
         self.optimizer = optimizer
         self.config = config
@@ -179,13 +184,18 @@ class TrainLoop:
 
     def _step(self) -> float:
         epoch, index = divmod(self.state.step, self.per_epoch)
-        inputs, labels = collate(self.data, self._batches(epoch)[index], self.pad_id, self.device)
+        batch = self._batches(epoch)[index]
+        inputs, labels = collate(self.data, batch, self.pad_id, self.device)
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
         with self._autocast():
             logits = self.model(**inputs)
         loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
+        if self.soft is not None:
+            weight = self.config.distill_weight
+            taught = distill_loss(logits, batch_targets(self.soft, batch, self.device))
+            loss = (1.0 - weight) * loss + weight * taught
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)

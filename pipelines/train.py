@@ -23,6 +23,7 @@ from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
+from pipelines.distill import teacher_targets
 from pipelines.export import export_model, test_metrics
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
@@ -98,6 +99,7 @@ def train(
         config.max_length_tokens,
     )
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
+    soft = _teacher_targets(config, tasks, labels, device)
     optimizer = _optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / "checkpoint", _fingerprint(config))
     state = _initial_state(len(train_data), config)
@@ -118,6 +120,7 @@ def train(
         checkpointer=checkpointer,
         clock=clock,
         progress=progress,
+        soft_targets=soft,
     )
     loop.best = best
     restore(model, loop.run())
@@ -187,6 +190,26 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
             )
             temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
     return temperatures
+
+
+def _teacher_targets(
+    config: TrainConfig,
+    tasks: Mapping[str, TaskData],
+    labels: Mapping[str, tuple[str, ...]],
+    device: torch.device,
+) -> dict[str, np.ndarray] | None:
+    """The teacher's probabilities for every training text, in ``encode``'s order, or None."""
+    if config.teacher is None:
+        return None
+    texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
+    return teacher_targets(
+        config.path(config.teacher),
+        texts,
+        labels,
+        max_length_tokens=config.max_length_tokens,
+        batch_size=config.eval_batch_size,
+        device=device,
+    )
 
 
 def _seed(seed: int) -> None:

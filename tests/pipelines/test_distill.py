@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from monitor.classify.model import build_model, load_model, save_model
+from pipelines.distill import distill_loss, teacher_targets
+from pipelines.errors import TrainConfigError
+from pipelines.labels import TWITTER_TOPICS
+from pipelines.predict import predict_probs
+from pipelines.train import train
+from tests.pipelines.conftest import toy_frames
+from tests.pipelines.test_train import tiny_config
+
+SENTIMENT = ("negative", "neutral", "positive")
+TEXTS = ["Acme soars", "Fed holds rates", "$TSLA plunges 5%"]
+
+
+def test_distill_loss_with_one_hot_targets_is_cross_entropy() -> None:
+    logits = {"sentiment": torch.tensor([[2.0, 0.5, -1.0], [0.0, 0.3, 1.0]])}
+    soft = {"sentiment": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])}
+    expected = torch.nn.functional.cross_entropy(logits["sentiment"], torch.tensor([0, 2]))
+    assert distill_loss(logits, soft).item() == pytest.approx(expected.item())
+
+
+def test_distill_loss_is_lowest_at_the_teacher_distribution() -> None:
+    target = torch.tensor([[0.7, 0.2, 0.1]])
+    matched = distill_loss({"s": target.log()}, {"s": target})
+    other = distill_loss({"s": torch.tensor([[0.1, 0.2, 0.7]]).log()}, {"s": target})
+    assert matched.item() < other.item()
+
+
+def test_teacher_targets_follow_the_students_label_order(tiny_base: Path, tmp_path: Path) -> None:
+    reordered = ("positive", "negative", "neutral")
+    teacher, tokenizer = build_model(tiny_base, {"sentiment": reordered}, max_length_tokens=24)
+    teacher.eval()
+    save_model(teacher, tokenizer, tmp_path / "teacher")
+    own = predict_probs(teacher, tokenizer, TEXTS, "sentiment")
+    soft = teacher_targets(
+        tmp_path / "teacher",
+        TEXTS,
+        {"sentiment": SENTIMENT},
+        max_length_tokens=24,
+        batch_size=8,
+        device=torch.device("cpu"),
+    )
+    np.testing.assert_allclose(soft["sentiment"], own[:, [1, 2, 0]], rtol=1e-5, atol=1e-6)
+
+
+def test_teacher_without_the_task_is_a_config_error(tiny_base: Path, tmp_path: Path) -> None:
+    teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT})
+    save_model(teacher, tokenizer, tmp_path / "teacher")
+    with pytest.raises(TrainConfigError) as caught:
+        teacher_targets(
+            tmp_path / "teacher",
+            TEXTS,
+            {"topic": ("Earnings", "Macro")},
+            max_length_tokens=24,
+            batch_size=8,
+            device=torch.device("cpu"),
+        )
+    assert caught.value.key == "teacher" and "no 'topic' head" in str(caught.value)
+
+
+def test_student_learns_from_the_teacher_alone(tiny_base: Path, tmp_path: Path) -> None:
+    """With ``distill_weight: 1`` the gold labels carry no weight: a student trained on frames
+    whose labels were shuffled still learns both tasks, because the teacher knows them."""
+    teacher = train(
+        tiny_config(tiny_base), tmp_path / "teacher", frames=toy_frames(), progress=False
+    )
+    shuffled = {}
+    for task, frame in toy_frames().items():
+        shuffled[task] = frame.assign(label=frame["label"].sample(frac=1.0, random_state=3).array)
+    config = tiny_config(tiny_base, teacher=str(teacher.model_dir), distill_weight=1.0)
+    student = train(config, tmp_path / "student", frames=shuffled, progress=False)
+    # The holdout labels are shuffled too, so score the student against fresh, correct labels.
+    fresh = toy_frames(n=90, seed=11)
+    model, tokenizer = load_model(student.model_dir)
+    for task, frame in fresh.items():
+        probs = predict_probs(model, tokenizer, frame["text"].tolist(), task)
+        names = model.meta.labels[task]
+        truth = [_name(task, label) for label in frame["label"]]
+        accuracy = float(
+            np.mean([names[i] == t for i, t in zip(probs.argmax(1), truth, strict=True)])
+        )
+        assert accuracy > 0.6, (task, accuracy)
+    assert student.card["training_config"]["teacher"] == str(teacher.model_dir)
+
+
+def _name(task: str, label: object) -> str:
+    if task == "topic":
+        return TWITTER_TOPICS[label] if isinstance(label, int | np.integer) else str(label)
+    return {"Bearish": "negative", "bullish": "positive"}.get(str(label), str(label))
