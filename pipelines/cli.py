@@ -54,6 +54,13 @@ def train_command(
     lora_rank: Annotated[
         int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")
     ] = None,
+    teacher: Annotated[
+        str | None, Opt(help="Exported finmon model to distil from (soft labels).")
+    ] = None,
+    self_distill: Annotated[
+        bool | None,
+        Opt("--self-distill/--no-self-distill", help="Train a teacher first, then distil."),
+    ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
@@ -81,6 +88,8 @@ def train_command(
         "holdout_fraction": holdout_fraction,
         "class_weights": class_weights,
         "lora_rank": lora_rank,
+        "teacher": teacher,
+        "self_distill": self_distill,
         "device": device,
         "num_threads": num_threads,
     }

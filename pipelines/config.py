@@ -69,6 +69,11 @@ class TrainConfig:
     # every task (cross-task soft labels); the loss is (1 - w) * gold + w * teacher.
     teacher: str | None = None
     distill_weight: float = 0.5
+    # Self-distillation: with no ``teacher`` given, first train one with this same config (its own
+    # ``teacher_epochs`` and ``teacher_max_minutes``) under ``<out>/teacher``, then distil from it.
+    self_distill: bool = False
+    teacher_epochs: float = 6.0
+    teacher_max_minutes: float | None = None
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13
@@ -97,6 +102,12 @@ class TrainConfig:
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
+            ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
+            (
+                "teacher_max_minutes",
+                self.teacher_max_minutes is None or self.teacher_max_minutes > 0,
+                "must be > 0",
+            ),
             (
                 "topic_labels",
                 len(set(self.topic_labels)) == len(self.topic_labels) > 1,

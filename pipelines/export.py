@@ -95,3 +95,11 @@ def export_model(
     path = Path(out_dir) / CARD_FILE
     path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
     return card
+
+
+def update_card(out_dir: str | Path, **sections: Any) -> dict[str, Any]:
+    """Add or replace top-level sections of an exported model's card; return the new card."""
+    path = Path(out_dir) / CARD_FILE
+    card = {**json.loads(path.read_text("utf-8")), **sections}
+    path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    return card

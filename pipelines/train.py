@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,13 +19,13 @@ import pandas as pd
 import torch
 
 from monitor.classify.base import resolve_base_model
-from monitor.classify.model import MultiTaskModel, build_model
+from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
 from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import teacher_targets
-from pipelines.export import export_model, test_metrics
+from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
 from pipelines.predict import predict_encoded
@@ -32,6 +33,8 @@ from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
 
 logger = logging.getLogger(__name__)
+
+TEACHER_DIR = "teacher"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
@@ -76,6 +79,10 @@ def train(
     Blocking; uses ``config.num_threads`` CPU threads (torch default when None). Raises
     DataError, TrainConfigError, CheckpointError (on ``resume``) and ModelLoadError (base model).
     """
+    if config.self_distill and config.teacher is None:
+        return _self_distil(
+            config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
+        )
     started, cpu_started = clock(), time.process_time()
     _seed(config.seed)
     if config.num_threads:
@@ -134,6 +141,55 @@ def train(
         seconds=seconds,
         checkpointer=checkpointer,
     )
+
+
+def _self_distil(
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    frames: Mapping[str, pd.DataFrame] | None,
+    progress: bool,
+    resume: bool,
+    clock: Callable[[], float],
+) -> TrainResult:
+    """Born-again training: a teacher with this config under ``<out>/teacher``, then a student
+    of the same size distilled from it into ``out_dir``. The teacher is removed afterwards
+    unless ``keep_checkpoint``; its figures stay in the student's card under ``teacher``."""
+    started = clock()
+    teacher_dir = out_dir / TEACHER_DIR
+    if resume and (teacher_dir / CARD_FILE).is_file():
+        logger.info("resume: teacher already exported at %s", teacher_dir)
+        teacher_card = read_card(teacher_dir)
+    else:
+        teacher_config = replace(
+            config,
+            self_distill=False,
+            epochs=config.teacher_epochs,
+            max_minutes=config.teacher_max_minutes,
+        )
+        logger.info("self-distillation: training the teacher into %s", teacher_dir)
+        teacher_card = dict(
+            train(
+                teacher_config,
+                teacher_dir,
+                frames=frames,
+                progress=progress,
+                resume=resume,
+                clock=clock,
+            ).card
+        )
+    student = replace(config, teacher=str(teacher_dir.resolve()))
+    result = train(student, out_dir, frames=frames, progress=progress, resume=resume, clock=clock)
+    seconds = clock() - started
+    teacher_run = {k: v for k, v in teacher_card["run"].items() if k != "history"}
+    card = update_card(
+        out_dir,
+        teacher={"metrics": teacher_card["metrics"], "run": teacher_run},
+        total_seconds=round(seconds, 1),
+    )
+    if not config.keep_checkpoint:
+        shutil.rmtree(teacher_dir, ignore_errors=True)
+    return replace(result, seconds=seconds, card=card)
 
 
 def _finish(

@@ -94,3 +94,16 @@ def _name(task: str, label: object) -> str:
     if task == "topic":
         return TWITTER_TOPICS[label] if isinstance(label, int | np.integer) else str(label)
     return {"Bearish": "negative", "bullish": "positive"}.get(str(label), str(label))
+
+
+def test_self_distill_trains_a_teacher_then_a_student(tiny_base: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_base, epochs=3, self_distill=True, teacher_epochs=2)
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    card = result.card
+    assert card["training_config"]["teacher"].endswith("teacher")
+    assert card["teacher"]["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
+    assert card["run"]["epochs"] == pytest.approx(3.0, abs=0.01)
+    assert card["total_seconds"] >= card["run"]["seconds"] + card["teacher"]["run"]["seconds"]
+    assert not (tmp_path / "m" / "teacher").exists()  # removed once the student is exported
+    model, _ = load_model(result.model_dir)
+    assert set(model.meta.labels) == {"sentiment", "topic"}
