@@ -72,6 +72,8 @@ class TrainConfig:
     # Self-distillation: with no ``teacher`` given, first train one with this same config (its own
     # ``teacher_epochs`` and ``teacher_max_minutes``) under ``<out>/teacher``, then distil from it.
     self_distill: bool = False
+    # Share of training texts replaced each epoch by a copy with typos / casing noise.
+    augment_rate: float = 0.0
     teacher_epochs: float = 6.0
     teacher_max_minutes: float | None = None
     evals_per_epoch: int = 2
@@ -103,6 +105,7 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
+            ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
             (
                 "teacher_max_minutes",
                 self.teacher_max_minutes is None or self.teacher_max_minutes > 0,

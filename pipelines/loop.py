@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from monitor.classify.model import MultiTaskModel
+from pipelines.augment import EpochAugmenter
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
@@ -106,10 +107,12 @@ class TrainLoop:
         clock: Callable[[], float],
         progress: bool,
         soft_targets: SoftTargets | None = None,
+        augmenter: EpochAugmenter | None = None,
     ) -> None:
         if soft_targets is not None:
             check_aligned(soft_targets, train_data)
         self.soft = soft_targets
+        self.augmenter = augmenter
         self.model = model
         self.optimizer = optimizer
         self.config = config
@@ -185,7 +188,8 @@ class TrainLoop:
     def _step(self) -> float:
         epoch, index = divmod(self.state.step, self.per_epoch)
         batch = self._batches(epoch)[index]
-        inputs, labels = collate(self.data, batch, self.pad_id, self.device)
+        data = self.augmenter.epoch(epoch) if self.augmenter is not None else self.data
+        inputs, labels = collate(data, batch, self.pad_id, self.device)
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)

@@ -20,6 +20,7 @@ import torch
 
 from monitor.classify.base import resolve_base_model
 from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
+from pipelines.augment import EpochAugmenter, tokenizer_fn
 from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import Checkpointer
@@ -128,6 +129,7 @@ def train(
         clock=clock,
         progress=progress,
         soft_targets=soft,
+        augmenter=_augmenter(tokenizer, tasks, train_data, config),
     )
     loop.best = best
     restore(model, loop.run())
@@ -265,6 +267,21 @@ def _teacher_targets(
         max_length_tokens=config.max_length_tokens,
         batch_size=config.eval_batch_size,
         device=device,
+    )
+
+
+def _augmenter(
+    tokenizer: Any, tasks: Mapping[str, TaskData], data: Encoded, config: TrainConfig
+) -> EpochAugmenter | None:
+    if config.augment_rate <= 0:
+        return None
+    texts = [text for task in tasks.values() for text in task.train["text"].tolist()]
+    return EpochAugmenter(
+        data,
+        texts,
+        tokenizer_fn(tokenizer, config.max_length_tokens),
+        rate=config.augment_rate,
+        seed=config.seed,
     )
 
 
