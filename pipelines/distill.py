@@ -21,7 +21,7 @@ from monitor.classify.model import load_model
 from monitor.errors import ModelLoadError
 from pipelines.batching import Encoded, encode
 from pipelines.errors import TrainConfigError
-from pipelines.predict import predict_encoded
+from pipelines.predict import predict_encoded_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +48,26 @@ def teacher_targets(
     except ModelLoadError as exc:
         raise TrainConfigError("teacher", f"cannot load {path} ({exc})") from exc
     teacher.to(device)
-    out: dict[str, np.ndarray] = {}
     for task, names in labels.items():
         have = teacher.meta.labels.get(task)
         if have is None:
             raise TrainConfigError("teacher", f"{path} has no {task!r} head")
         if set(have) != set(names):
             raise TrainConfigError("teacher", f"{path} labels {task} as {have}, not {names}")
-        data = encode(tokenizer, {task: (texts, np.zeros(len(texts)))}, [task], max_length_tokens)
-        probs = predict_encoded(
-            teacher,
-            data,
-            task,
-            batch_size=batch_size,
-            pad_id=int(tokenizer.pad_token_id or 0),
-            device=device,
-        )
-        order = [list(have).index(name) for name in names]
-        out[task] = probs[:, order].astype(np.float32)
-        logger.info("teacher %s: %d %s targets", path.name, len(texts), task)
+    data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], max_length_tokens)
+    probs = predict_encoded_tasks(
+        teacher,
+        data,
+        list(labels),
+        batch_size=batch_size,
+        pad_id=int(tokenizer.pad_token_id or 0),
+        device=device,
+    )
+    out: dict[str, np.ndarray] = {}
+    for task, names in labels.items():
+        order = [list(teacher.meta.labels[task]).index(name) for name in names]
+        out[task] = probs[task][:, order].astype(np.float32)
+    logger.info("teacher %s: %d texts labelled for %s", path, len(texts), ", ".join(labels))
     return out
 
 

@@ -48,13 +48,29 @@ def predict_encoded(
     device: torch.device,
 ) -> np.ndarray:
     """Probabilities for already-encoded examples, in their original order."""
-    out = np.zeros((len(data), len(model.meta.labels[task])), dtype=np.float32)
+    return predict_encoded_tasks(
+        model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device
+    )[task]
+
+
+def predict_encoded_tasks(
+    model: MultiTaskModel,
+    data: Encoded,
+    tasks: Sequence[str],
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    """Probabilities of several heads from one encoder pass: ``{task: [len(data), n_labels]}``."""
+    out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for index in eval_batches(data.lengths(), batch_size):
             inputs, _ = collate(data, index, pad_id, device)
-            logits = model(**inputs)[task].float()
-            out[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+            logits = model(**inputs)
+            for task in tasks:
+                out[task][index] = torch.softmax(logits[task].float(), dim=-1).cpu().numpy()
     model.train(was_training)
     return out
