@@ -23,7 +23,7 @@ from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_
 from pipelines.augment import EpochAugmenter, tokenizer_fn
 from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
-from pipelines.checkpoint import Checkpointer
+from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import teacher_targets
 from pipelines.export import export_model, test_metrics, update_card
@@ -36,6 +36,7 @@ from pipelines.schedule import planned_steps
 logger = logging.getLogger(__name__)
 
 TEACHER_DIR = "teacher"
+CHECKPOINT_DIR = "checkpoint"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
@@ -109,7 +110,7 @@ def train(
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
     soft = _teacher_targets(config, tasks, labels, device)
     optimizer = _optimizer(model, config)
-    checkpointer = Checkpointer(Path(out_dir) / "checkpoint", _fingerprint(config))
+    checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = _initial_state(len(train_data), config)
     best: dict[str, torch.Tensor] | None = None
     if resume:
@@ -181,7 +182,11 @@ def _self_distil(
             ).card
         )
     student = replace(config, teacher=str(teacher_dir.resolve()))
-    result = train(student, out_dir, frames=frames, progress=progress, resume=resume, clock=clock)
+    # A run stopped right after the teacher has no student checkpoint yet: start the student.
+    resume_student = resume and (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
+    result = train(
+        student, out_dir, frames=frames, progress=progress, resume=resume_student, clock=clock
+    )
     seconds = clock() - started
     teacher_run = {k: v for k, v in teacher_card["run"].items() if k != "history"}
     card = update_card(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +109,14 @@ def test_self_distill_trains_a_teacher_then_a_student(tiny_base: Path, tmp_path:
     assert not (tmp_path / "m" / "teacher").exists()  # removed once the student is exported
     model, _ = load_model(result.model_dir)
     assert set(model.meta.labels) == {"sentiment", "topic"}
+
+
+def test_self_distill_resume_reuses_a_finished_teacher(tiny_base: Path, tmp_path: Path) -> None:
+    """A run stopped after its teacher was exported resumes with that teacher and a new student."""
+    config = tiny_config(tiny_base, epochs=2, self_distill=True, teacher_epochs=1)
+    teacher_only = replace(config, self_distill=False, epochs=1.0)
+    earlier = train(teacher_only, tmp_path / "m" / "teacher", frames=toy_frames(), progress=False)
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False, resume=True)
+    assert result.card["teacher"]["run"]["seconds"] == earlier.card["run"]["seconds"]
+    assert result.card["teacher"]["metrics"] == json.loads(json.dumps(earlier.metrics))
+    assert result.card["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
