@@ -251,10 +251,9 @@ class TrainLoop:
             snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
             self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
 
-    def _score(self, task: str, holdout: Holdout) -> dict[str, float]:
-        if not len(holdout.data):
-            return {"accuracy": 0.0, "macro_f1": 0.0}
-        probs = predict_encoded(
+    def holdout_probs(self, task: str, holdout: Holdout) -> np.ndarray:
+        """The model's current probabilities for one task's holdout."""
+        return predict_encoded(
             self.model,
             holdout.data,
             task,
@@ -262,6 +261,11 @@ class TrainLoop:
             pad_id=self.pad_id,
             device=self.device,
         )
+
+    def _score(self, task: str, holdout: Holdout) -> dict[str, float]:
+        if not len(holdout.data):
+            return {"accuracy": 0.0, "macro_f1": 0.0}
+        probs = self.holdout_probs(task, holdout)
         truth = holdout.data.labels[task]
         rep = report(confusion(truth, probs.argmax(axis=1), len(holdout.names)), holdout.names)
         return {"accuracy": rep.accuracy, "macro_f1": rep.macro_f1}

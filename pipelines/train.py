@@ -29,7 +29,6 @@ from pipelines.distill import teacher_targets
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
-from pipelines.predict import predict_encoded
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
 
@@ -243,14 +242,7 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
     temperatures = {}
     for task, holdout in loop.holdouts.items():
         if len(holdout.data):
-            probs = predict_encoded(
-                loop.model,
-                holdout.data,
-                task,
-                batch_size=loop.config.eval_batch_size,
-                pad_id=loop.pad_id,
-                device=loop.device,
-            )
+            probs = loop.holdout_probs(task, holdout)
             temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
     return temperatures
 
