@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 from transformers import PreTrainedTokenizerBase
 
-from pipelines.batching import Encoded
+from pipelines.batching import Encoded, token_ids
 from pipelines.noise import NoisePolicy, add_noise
 
 # Lighter than the evaluation's DEFAULT_NOISE (0.15): most real typos are sparse.
@@ -65,14 +66,7 @@ class EpochAugmenter:
 
 def tokenizer_fn(tokenizer: PreTrainedTokenizerBase, max_length_tokens: int) -> Tokenize:
     """Wrap a Hugging Face tokenizer as ``texts -> token id tuples`` (truncated)."""
-
-    def run(texts: list[str]) -> list[tuple[int, ...]]:
-        if not texts:
-            return []
-        enc = tokenizer(texts, truncation=True, max_length=max_length_tokens)
-        return [tuple(x) for x in enc["input_ids"]]
-
-    return run
+    return partial(token_ids, tokenizer, max_length_tokens=max_length_tokens)
 
 
 __all__ = ["TRAIN_NOISE", "EpochAugmenter", "tokenizer_fn"]

@@ -43,8 +43,7 @@ def encode(
     for task, (texts, task_labels) in parts.items():
         if not len(texts):
             continue
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length_tokens)
-        ids.extend(tuple(x) for x in enc["input_ids"])
+        ids.extend(token_ids(tokenizer, texts, max_length_tokens))
         for other in tasks:
             fill = task_labels if other == task else np.full(len(texts), IGNORE)
             labels[other].append(np.asarray(fill, dtype=np.int64))
@@ -52,6 +51,16 @@ def encode(
         t: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for t, v in labels.items()
     }
     return Encoded(tuple(ids), stacked)
+
+
+def token_ids(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length_tokens: int
+) -> list[tuple[int, ...]]:
+    """Token ids of each text, truncated to ``max_length_tokens`` (no padding)."""
+    if not len(texts):
+        return []
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length_tokens)
+    return [tuple(x) for x in enc["input_ids"]]
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:

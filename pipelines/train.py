@@ -106,8 +106,10 @@ def train(
         list(tasks),
         config.max_length_tokens,
     )
+    # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
+    train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    soft = _teacher_targets(config, tasks, labels, device)
+    soft = _teacher_targets(config, train_texts, labels, device)
     optimizer = _optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = _initial_state(len(train_data), config)
@@ -129,7 +131,7 @@ def train(
         clock=clock,
         progress=progress,
         soft_targets=soft,
-        augmenter=_augmenter(tokenizer, tasks, train_data, config),
+        augmenter=_augmenter(tokenizer, train_texts, train_data, config),
     )
     loop.best = best
     restore(model, loop.run())
@@ -249,14 +251,13 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
 
 def _teacher_targets(
     config: TrainConfig,
-    tasks: Mapping[str, TaskData],
+    texts: list[str],
     labels: Mapping[str, tuple[str, ...]],
     device: torch.device,
 ) -> dict[str, np.ndarray] | None:
-    """The teacher's probabilities for every training text, in ``encode``'s order, or None."""
+    """The teacher's probabilities for every training text, or None without a teacher."""
     if config.teacher is None:
         return None
-    texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     return teacher_targets(
         config.path(config.teacher),
         texts,
@@ -268,11 +269,10 @@ def _teacher_targets(
 
 
 def _augmenter(
-    tokenizer: Any, tasks: Mapping[str, TaskData], data: Encoded, config: TrainConfig
+    tokenizer: Any, texts: list[str], data: Encoded, config: TrainConfig
 ) -> EpochAugmenter | None:
     if config.augment_rate <= 0:
         return None
-    texts = [text for task in tasks.values() for text in task.train["text"].tolist()]
     return EpochAugmenter(
         data,
         texts,
