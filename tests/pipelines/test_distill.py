@@ -105,7 +105,8 @@ def test_self_distill_trains_a_teacher_then_a_student(tiny_base: Path, tmp_path:
     assert card["training_config"]["teacher"].endswith("teacher")
     assert card["teacher"]["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
     assert card["run"]["epochs"] == pytest.approx(3.0, abs=0.01)
-    assert card["total_seconds"] >= card["run"]["seconds"] + card["teacher"]["run"]["seconds"]
+    parts = card["run"]["seconds"] + card["teacher"]["run"]["seconds"]
+    assert card["total_seconds"] >= parts - 0.15  # each figure is rounded to 0.1 s
     assert not (tmp_path / "m" / "teacher").exists()  # removed once the student is exported
     model, _ = load_model(result.model_dir)
     assert set(model.meta.labels) == {"sentiment", "topic"}
