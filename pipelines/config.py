@@ -17,6 +17,7 @@ from pipelines.labels import TWITTER_TOPICS
 Device = Literal["auto", "cpu", "cuda"]
 Dedup = Literal["none", "exact", "normalised"]
 Leakage = Literal["report", "drop", "error"]
+TrainPrecision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,8 @@ class TrainConfig:
     max_minutes: float | None = None
     budget_probe_steps: int = 20
     device: Device = "auto"
+    # bf16 autocast on CUDA and on CPUs with native bf16 (auto), or always fp32 / bf16.
+    precision: TrainPrecision = "auto"
     num_threads: int | None = None
     lora_rank: int | None = None
     lora_alpha: int = 16
@@ -99,6 +102,7 @@ class TrainConfig:
             ("holdout_fraction", 0 <= self.holdout_fraction < 0.5, "must be in [0, 0.5)"),
             ("warmup_fraction", 0 <= self.warmup_fraction < 1, "must be in [0, 1)"),
             ("evals_per_epoch", self.evals_per_epoch >= 1, "must be >= 1"),
+            ("precision", self.precision in ("auto", "fp32", "bf16"), "must be auto, fp32 or bf16"),
             ("patience_evals", self.patience_evals >= 1, "must be >= 1"),
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),

@@ -36,6 +36,7 @@ def teacher_targets(
     max_length_tokens: int,
     batch_size: int,
     device: torch.device,
+    bf16: bool = False,
 ) -> dict[str, np.ndarray]:
     """The teacher's calibrated probabilities ``{task: [len(texts), n_labels]}`` for ``texts``
     (already normalised), in the student's label order. Blocking.
@@ -62,6 +63,7 @@ def teacher_targets(
         batch_size=batch_size,
         pad_id=int(tokenizer.pad_token_id or 0),
         device=device,
+        bf16=bf16,
     )
     out: dict[str, np.ndarray] = {}
     for task, names in labels.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
 from pipelines.scoring import confusion, report
@@ -121,6 +121,7 @@ class TrainLoop:
         self.class_weights = class_weights
         self.pad_id = pad_id
         self.device = device
+        self.bf16 = use_bf16(config.precision, device)
         self.state = state
         self.checkpointer = checkpointer
         self.clock = clock
@@ -193,7 +194,7 @@ class TrainLoop:
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
-        with self._autocast():
+        with autocast(self.device, self.bf16):
             logits = self.model(**inputs)
         loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
         if self.soft is not None:
@@ -206,11 +207,6 @@ class TrainLoop:
         self.optimizer.step()
         self.state.step += 1
         return float(loss.detach())
-
-    def _autocast(self) -> AbstractContextManager[Any]:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
 
     def _eval_due(self) -> bool:
         step = self.state.step
@@ -260,6 +256,7 @@ class TrainLoop:
             batch_size=self.config.eval_batch_size,
             pad_id=self.pad_id,
             device=self.device,
+            bf16=self.bf16,
         )
 
     def _score(self, task: str, holdout: Holdout) -> dict[str, float]:

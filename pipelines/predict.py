@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from monitor.classify.model import MultiTaskModel
 from monitor.classify.text import normalise
 from pipelines.batching import Encoded, collate, encode, eval_batches
+from pipelines.precision import autocast
 
 
 def predict_probs(
@@ -46,10 +47,11 @@ def predict_encoded(
     batch_size: int,
     pad_id: int,
     device: torch.device,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Probabilities for already-encoded examples, in their original order."""
     return predict_encoded_tasks(
-        model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device
+        model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
     )[task]
 
 
@@ -61,12 +63,14 @@ def predict_encoded_tasks(
     batch_size: int,
     pad_id: int,
     device: torch.device,
+    bf16: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Probabilities of several heads from one encoder pass: ``{task: [len(data), n_labels]}``."""
+    """Probabilities of several heads from one encoder pass: ``{task: [len(data), n_labels]}``,
+    under bf16 autocast when ``bf16``."""
     out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, bf16):
         for index in eval_batches(data.lengths(), batch_size):
             inputs, _ = collate(data, index, pad_id, device)
             logits = model(**inputs)

@@ -29,6 +29,7 @@ from pipelines.distill import teacher_targets
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
+from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
 
@@ -89,6 +90,7 @@ def train(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = _device(config)
+    bf16 = use_bf16(config.precision, device)
     tasks = load_tasks(config, frames)
     labels = {t: d.spec.names for t, d in tasks.items()}
     model, tokenizer = build_model(
@@ -109,7 +111,7 @@ def train(
     # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    soft = _teacher_targets(config, train_texts, labels, device)
+    soft = _teacher_targets(config, train_texts, labels, device, bf16)
     optimizer = _optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = _initial_state(len(train_data), config)
@@ -134,7 +136,8 @@ def train(
         augmenter=_augmenter(tokenizer, train_texts, train_data, config),
     )
     loop.best = best
-    restore(model, loop.run())
+    with training_attention(model, device, bf16):
+        restore(model, loop.run())
     seconds = clock() - started
     loop.cpu_sec = time.process_time() - cpu_started
     return _finish(
@@ -227,6 +230,7 @@ def _finish(
         "epochs": round(state.step / loop.per_epoch, 3),
         "stopped": state.stopped,
         "device": str(device),
+        "precision": "bf16" if loop.bf16 else "fp32",
         "threads": torch.get_num_threads(),
         "history": state.history,
     }
@@ -254,6 +258,7 @@ def _teacher_targets(
     texts: list[str],
     labels: Mapping[str, tuple[str, ...]],
     device: torch.device,
+    bf16: bool,
 ) -> dict[str, np.ndarray] | None:
     """The teacher's probabilities for every training text, or None without a teacher."""
     if config.teacher is None:
@@ -265,6 +270,7 @@ def _teacher_targets(
         max_length_tokens=config.max_length_tokens,
         batch_size=config.eval_batch_size,
         device=device,
+        bf16=bf16,
     )
 
 
