@@ -29,8 +29,9 @@ register_classify(app)
 
 def main() -> None:
     # Idle OpenMP threads sleep instead of spinning, so the Kafka and owner threads (and other
-    # processes on a shared CPU) get the cores; measured 5x faster training steps on a busy CPU.
-    # Takes effect only before torch is imported, which the sub-commands do lazily.
-    if "torch" not in sys.modules:
+    # processes on a shared CPU) get the cores. `finmon train` chooses its own policy from the CPU
+    # load (pipelines/threads.py). Takes effect only before torch is imported, which the
+    # sub-commands do lazily.
+    if "torch" not in sys.modules and sys.argv[1:2] != ["train"]:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

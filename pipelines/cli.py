@@ -63,14 +63,18 @@ def train_command(
     ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
+    precision: Annotated[str | None, Opt(help="auto (bf16 where native), fp32 or bf16.")] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
 ) -> None:
     """Fine-tune the multi-task model and export it (weights, tokenizer, labels, model card)."""
-    _cpu_threads_yield()
+    from pipelines.threads import set_training_wait_policy
+
+    wait_policy = set_training_wait_policy()
     from pipelines.config import load_config
     from pipelines.train import train
 
     _logging()
+    logging.getLogger(__name__).info("OpenMP wait policy: %s", wait_policy)
     overrides: dict[str, Any] = {
         "sentiment_train": sentiment_train,
         "topic_train": topic_train,
@@ -92,6 +96,7 @@ def train_command(
         "self_distill": self_distill,
         "device": device,
         "num_threads": num_threads,
+        "precision": precision,
     }
     with _errors():
         result = train(load_config(config, **overrides), out, progress=progress, resume=resume)
@@ -179,11 +184,8 @@ def _errors() -> Iterator[None]:
 
 
 def _cpu_threads_yield() -> None:
-    """Make idle OpenMP threads sleep instead of spin.
-
-    On a CPU shared with other jobs, spinning threads made a training step five times slower
-    (measured on the 2-core benchmark machine). It only takes effect before torch is imported.
-    """
+    """Make idle OpenMP threads sleep instead of spin (``finmon evaluate``: short, often run next
+    to other jobs). Only takes effect before torch is imported; see pipelines/threads.py."""
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
