@@ -20,11 +20,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(bench, name="bench")
 register_daemon(app)
-register_pipelines(app)
+register_pipelines(app, bench)
 register_aggregate(app)
 register_alerts(app)
-register_classify(app)
+register_classify(bench)
 
 
 def main() -> None:
@@ -32,6 +34,7 @@ def main() -> None:
     # processes on a shared CPU) get the cores. `finmon train` chooses its own policy from the CPU
     # load (pipelines/threads.py). Takes effect only before torch is imported, which the
     # sub-commands do lazily.
-    if "torch" not in sys.modules and sys.argv[1:2] != ["train"]:
+    trains = sys.argv[1:2] == ["train"] or sys.argv[1:3] == ["bench", "train"]
+    if "torch" not in sys.modules and not trains:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -21,10 +21,11 @@ Opt = typer.Option
 Task = Literal["sentiment", "topic"]
 
 
-def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app``."""
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add ``train`` and ``evaluate`` to ``app`` and ``train`` to the ``bench`` group."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    bench.command("train")(bench_train_command)
 
 
 def train_command(
@@ -55,7 +56,11 @@ def train_command(
         int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")
     ] = None,
     teacher: Annotated[
-        str | None, Opt(help="Exported finmon model to distil from (soft labels).")
+        str | None,
+        Opt(help="Exported finmon model(s) to distil from, comma-separated (mean of them)."),
+    ] = None,
+    teachers: Annotated[
+        int | None, Opt(min=1, help="With --self-distill: how many teachers to train.")
     ] = None,
     self_distill: Annotated[
         bool | None,
@@ -92,7 +97,8 @@ def train_command(
         "holdout_fraction": holdout_fraction,
         "class_weights": class_weights,
         "lora_rank": lora_rank,
-        "teacher": teacher,
+        "teacher": tuple(teacher.split(",")) if teacher and "," in teacher else teacher,
+        "teachers": teachers,
         "self_distill": self_distill,
         "device": device,
         "num_threads": num_threads,
@@ -112,6 +118,32 @@ def train_command(
             indent=2,
         )
     )
+
+
+def bench_train_command(
+    *,
+    config: Annotated[
+        Path, Opt("--config", help="YAML training config (its data files are used).")
+    ] = Path("configs/twitter-multitask.yaml"),
+    steps: Annotated[int, Opt(min=1, help="Timed steps per precision.")] = 200,
+    warmup_steps: Annotated[int, Opt(min=0, help="Untimed steps first.")] = 20,
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Training step time: fp32 and bf16 autocast on the same batches, one run, as a ratio."""
+    from pipelines.threads import set_training_wait_policy
+
+    policy = set_training_wait_policy()
+    from pipelines.bench import format_train_bench, run_train_bench
+    from pipelines.config import load_config
+
+    with _errors():
+        cfg = load_config(config)
+        if cfg.num_threads:
+            import torch
+
+            torch.set_num_threads(cfg.num_threads)
+        result = {**run_train_bench(cfg, steps=steps, warmup_steps=warmup_steps), "omp": policy}
+    typer.echo(json.dumps(result) if as_json else format_train_bench(result))
 
 
 def evaluate_command(

@@ -67,19 +67,24 @@ class TrainConfig:
     # Fit a softmax temperature per task on the holdout after training (keeps every argmax).
     calibrate: bool = True
     # Distillation: an exported finmon model whose probabilities label every training text for
-    # every task (cross-task soft labels); the loss is (1 - w) * gold + w * teacher.
-    teacher: str | None = None
+    # every task (cross-task soft labels); the loss is (1 - w) * gold + w * teacher. Several
+    # directories (a YAML list): their probabilities are averaged (an ensemble teacher).
+    teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 0.5
     # Self-distillation: with no ``teacher`` given, first train one with this same config (its own
     # ``teacher_epochs`` and ``teacher_max_minutes``) under ``<out>/teacher``, then distil from it.
     self_distill: bool = False
     # Share of training texts replaced each epoch by a copy with typos / casing noise.
     augment_rate: float = 0.0
+    # Self-distillation with ``teachers`` > 1: that many teachers (seeds seed, seed + 1, ...).
+    teachers: int = 1
     teacher_epochs: float = 6.0
     teacher_max_minutes: float | None = None
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13
+    # Seed of the holdout split (None: ``seed``); extra teachers vary ``seed`` but keep the split.
+    split_seed: int | None = None
     max_minutes: float | None = None
     budget_probe_steps: int = 20
     device: Device = "auto"
@@ -109,6 +114,8 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
+            ("teachers", self.teachers >= 1, "must be >= 1"),
+            ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
             (
                 "teacher_max_minutes",
@@ -124,6 +131,13 @@ class TrainConfig:
         for key, ok, problem in checks:
             if not ok:
                 raise TrainConfigError(key, f"{problem}, got {getattr(self, key)!r}")
+
+    def teacher_dirs(self) -> tuple[Path, ...]:
+        """The teacher directories (resolved like data paths); empty without a teacher."""
+        if self.teacher is None:
+            return ()
+        names = (self.teacher,) if isinstance(self.teacher, str) else self.teacher
+        return tuple(self.path(name) for name in names)
 
     def path(self, value: str) -> Path:
         """A data path, resolved against ``data_root`` when relative."""
@@ -146,8 +160,9 @@ def config_from_mapping(data: Mapping[str, Any], **overrides: Any) -> TrainConfi
     unknown = sorted(set(merged) - FIELDS)
     if unknown:
         raise TrainConfigError(unknown[0], f"unknown key (known: {', '.join(sorted(FIELDS))})")
-    if "topic_labels" in merged:
-        merged["topic_labels"] = tuple(merged["topic_labels"])
+    for key in ("topic_labels", "teacher"):
+        if isinstance(merged.get(key), list):
+            merged[key] = tuple(merged[key])
     try:
         return TrainConfig(**merged)
     except TypeError as exc:

@@ -10,7 +10,7 @@ teacher only ever sees training texts: the holdout and test sets are never label
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,35 @@ def teacher_targets(
     return out
 
 
+def ensemble_targets(
+    teacher_dirs: Sequence[str | Path],
+    texts: list[str],
+    labels: Mapping[str, tuple[str, ...]],
+    *,
+    max_length_tokens: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+) -> dict[str, np.ndarray]:
+    """The mean of several teachers' probabilities (each as :func:`teacher_targets`). Blocking."""
+    if not teacher_dirs:
+        raise TrainConfigError("teacher", "no teacher directory given")
+    total: dict[str, np.ndarray] = {}
+    for path in teacher_dirs:
+        probs = teacher_targets(
+            path,
+            texts,
+            labels,
+            max_length_tokens=max_length_tokens,
+            batch_size=batch_size,
+            device=device,
+            bf16=bf16,
+        )
+        for task, values in probs.items():
+            total[task] = total[task] + values if task in total else values
+    return {task: (v / len(teacher_dirs)).astype(np.float32) for task, v in total.items()}
+
+
 def distill_loss(
     logits: Mapping[str, torch.Tensor], soft: Mapping[str, torch.Tensor]
 ) -> torch.Tensor:
@@ -103,4 +132,11 @@ def check_aligned(soft: SoftTargets, data: Encoded) -> None:
             raise ValueError(f"{task} soft targets: {len(values)} rows for {len(data)} examples")
 
 
-__all__ = ["SoftTargets", "batch_targets", "check_aligned", "distill_loss", "teacher_targets"]
+__all__ = [
+    "SoftTargets",
+    "batch_targets",
+    "check_aligned",
+    "distill_loss",
+    "ensemble_targets",
+    "teacher_targets",
+]

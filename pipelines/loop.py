@@ -153,7 +153,7 @@ class TrainLoop:
         self._eval_sec = 0.0
         self.model.train()
         while self.state.step < self.state.total_steps and not self.state.stopped:
-            loss = self._step()
+            loss = self.step()
             running = loss if running is None else 0.98 * running + 0.02 * loss
             self._loss_sum, self._loss_count = self._loss_sum + loss, self._loss_count + 1
             bar.update(1)
@@ -186,7 +186,8 @@ class TrainLoop:
             )
         return self._epoch_cache[1]
 
-    def _step(self) -> float:
+    def step(self) -> float:
+        """One optimiser step on the next batch; returns its loss."""
         epoch, index = divmod(self.state.step, self.per_epoch)
         batch = self._batches(epoch)[index]
         data = self.augmenter.epoch(epoch) if self.augmenter is not None else self.data

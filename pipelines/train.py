@@ -25,7 +25,7 @@ from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import teacher_targets
+from pipelines.distill import ensemble_targets
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
@@ -86,10 +86,10 @@ def train(
             config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
         )
     started, cpu_started = clock(), time.process_time()
-    _seed(config.seed)
+    seed_everything(config.seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    device = _device(config)
+    device = resolve_device(config)
     bf16 = use_bf16(config.precision, device)
     tasks = load_tasks(config, frames)
     labels = {t: d.spec.names for t, d in tasks.items()}
@@ -112,9 +112,9 @@ def train(
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
     soft = _teacher_targets(config, train_texts, labels, device, bf16)
-    optimizer = _optimizer(model, config)
+    optimizer = build_optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
-    state = _initial_state(len(train_data), config)
+    state = initial_state(len(train_data), config)
     best: dict[str, torch.Tensor] | None = None
     if resume:
         state, best = _resume(checkpointer, model, optimizer)
@@ -159,23 +159,64 @@ def _self_distil(
     resume: bool,
     clock: Callable[[], float],
 ) -> TrainResult:
-    """Born-again training: a teacher with this config under ``<out>/teacher``, then a student
-    of the same size distilled from it into ``out_dir``. The teacher is removed afterwards
-    unless ``keep_checkpoint``; its figures stay in the student's card under ``teacher``."""
+    """Born-again training: ``config.teachers`` teachers with this config (seeds ``seed``,
+    ``seed + 1``, ...) under ``<out>/teacher``, ``<out>/teacher-2``, ..., then a student of the
+    same size distilled from their mean probabilities into ``out_dir``. Teachers are removed
+    afterwards unless ``keep_checkpoint``; their figures stay in the student's card (``teacher``:
+    the first, ``teachers``: all of them when there are several)."""
     started = clock()
-    teacher_dir = out_dir / TEACHER_DIR
+    teacher_dirs = [out_dir / _teacher_name(k) for k in range(config.teachers)]
+    summaries = [
+        _teacher(config, k, path, frames=frames, progress=progress, resume=resume, clock=clock)
+        for k, path in enumerate(teacher_dirs)
+    ]
+    resolved = tuple(str(path.resolve()) for path in teacher_dirs)
+    student = replace(config, teacher=resolved[0] if len(resolved) == 1 else resolved)
+    # A run stopped right after the teachers has no student checkpoint yet: start the student.
+    resume_student = resume and (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
+    result = train(
+        student, out_dir, frames=frames, progress=progress, resume=resume_student, clock=clock
+    )
+    seconds = clock() - started
+    several = {"teachers": summaries} if len(summaries) > 1 else {}
+    card = update_card(out_dir, teacher=summaries[0], **several, total_seconds=round(seconds, 1))
+    if not config.keep_checkpoint:
+        for path in teacher_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+    return replace(result, seconds=seconds, card=card)
+
+
+def _teacher_name(index: int) -> str:
+    return TEACHER_DIR if index == 0 else f"{TEACHER_DIR}-{index + 1}"
+
+
+def _teacher(
+    config: TrainConfig,
+    index: int,
+    teacher_dir: Path,
+    *,
+    frames: Mapping[str, pd.DataFrame] | None,
+    progress: bool,
+    resume: bool,
+    clock: Callable[[], float],
+) -> dict[str, Any]:
+    """Train (or, on resume, reuse) teacher ``index``; its metrics and run summary."""
     if resume and (teacher_dir / CARD_FILE).is_file():
         logger.info("resume: teacher already exported at %s", teacher_dir)
-        teacher_card = read_card(teacher_dir)
+        card = read_card(teacher_dir)
     else:
         teacher_config = replace(
             config,
             self_distill=False,
+            teachers=1,
             epochs=config.teacher_epochs,
             max_minutes=config.teacher_max_minutes,
+            seed=config.seed + index,
+            # Every teacher holds out the student's holdout: none of them trains on it.
+            split_seed=config.seed if config.split_seed is None else config.split_seed,
         )
-        logger.info("self-distillation: training the teacher into %s", teacher_dir)
-        teacher_card = dict(
+        logger.info("self-distillation: training teacher %d into %s", index + 1, teacher_dir)
+        card = dict(
             train(
                 teacher_config,
                 teacher_dir,
@@ -185,22 +226,8 @@ def _self_distil(
                 clock=clock,
             ).card
         )
-    student = replace(config, teacher=str(teacher_dir.resolve()))
-    # A run stopped right after the teacher has no student checkpoint yet: start the student.
-    resume_student = resume and (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
-    result = train(
-        student, out_dir, frames=frames, progress=progress, resume=resume_student, clock=clock
-    )
-    seconds = clock() - started
-    teacher_run = {k: v for k, v in teacher_card["run"].items() if k != "history"}
-    card = update_card(
-        out_dir,
-        teacher={"metrics": teacher_card["metrics"], "run": teacher_run},
-        total_seconds=round(seconds, 1),
-    )
-    if not config.keep_checkpoint:
-        shutil.rmtree(teacher_dir, ignore_errors=True)
-    return replace(result, seconds=seconds, card=card)
+    run = {k: v for k, v in card["run"].items() if k != "history"}
+    return {"metrics": card["metrics"], "run": run}
 
 
 def _finish(
@@ -260,11 +287,11 @@ def _teacher_targets(
     device: torch.device,
     bf16: bool,
 ) -> dict[str, np.ndarray] | None:
-    """The teacher's probabilities for every training text, or None without a teacher."""
+    """The (mean) teachers' probabilities for every training text, or None without a teacher."""
     if config.teacher is None:
         return None
-    return teacher_targets(
-        config.path(config.teacher),
+    return ensemble_targets(
+        config.teacher_dirs(),
         texts,
         labels,
         max_length_tokens=config.max_length_tokens,
@@ -288,13 +315,15 @@ def _augmenter(
     )
 
 
-def _seed(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def _device(config: TrainConfig) -> torch.device:
+def resolve_device(config: TrainConfig) -> torch.device:
+    """``config.device``, with ``auto`` meaning CUDA when present."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(config.device)
@@ -306,7 +335,7 @@ def _holdout(tokenizer: Any, data: TaskData, config: TrainConfig) -> Holdout:
     return Holdout(encoded, data.spec.names)
 
 
-def _optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and LayerNorm; heads at ``lr * head_lr_multiplier``."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
@@ -342,7 +371,8 @@ def _class_weights(
     return out
 
 
-def _initial_state(n_examples: int, config: TrainConfig) -> LoopState:
+def initial_state(n_examples: int, config: TrainConfig) -> LoopState:
+    """Step counters for a fresh run: ``epochs`` worth of steps, warmup included."""
     _, total = planned_steps(n_examples, config.batch_size, config.epochs)
     return LoopState(
         planned_steps=total, total_steps=total, warmup_steps=int(total * config.warmup_fraction)

@@ -16,10 +16,8 @@ if TYPE_CHECKING:
 DEFAULT_SHARED_DATA = Path("../shared/data")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``finmon bench classify`` to ``app``."""
-    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
-    app.add_typer(bench, name="bench")
+def register(bench: typer.Typer) -> None:
+    """Add ``classify`` to the ``finmon bench`` group."""
 
     @bench.command("classify")
     def bench_classify(  # noqa: PLR0917 - typer maps options to parameters

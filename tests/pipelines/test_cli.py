@@ -12,7 +12,9 @@ from tests.pipelines.conftest import toy_frames
 
 def make_app() -> typer.Typer:
     app = typer.Typer()
-    register(app)
+    bench = typer.Typer()
+    app.add_typer(bench, name="bench")
+    register(app, bench)
     return app
 
 
@@ -106,3 +108,21 @@ def test_malformed_file_exits_2_naming_file_row_column(tiny_base: Path, tmp_path
     )
     assert result.exit_code == 2
     assert f"{bad}, row 2, column 'label'" in result.output
+
+
+def test_bench_train_json(tiny_base: Path, tmp_path: Path) -> None:
+    frames = toy_frames()
+    frames["sentiment"].to_csv(tmp_path / "sent.csv", index=False)
+    frames["topic"].to_csv(tmp_path / "topic.csv", index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"base_model: {tiny_base}\nsentiment_train: sent.csv\ntopic_train: topic.csv\n"
+        "batch_size: 8\nmax_length_tokens: 24\nnum_threads: 1\n"
+    )
+    args = ["bench", "train", "--config", str(config), "--steps", "3", "--warmup-steps", "1"]
+    result = CliRunner().invoke(make_app(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["runs"][0]["precision"] == "fp32"
+    assert all(run["ms_per_step"] > 0 for run in report["runs"])
+    assert ("bf16_speedup" in report) == (len(report["runs"]) == 2)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from monitor.classify.model import build_model, load_model, save_model
-from pipelines.distill import distill_loss, teacher_targets
+from pipelines.config import load_config
+from pipelines.distill import distill_loss, ensemble_targets, teacher_targets
 from pipelines.errors import TrainConfigError
 from pipelines.labels import TWITTER_TOPICS
 from pipelines.predict import predict_probs
@@ -121,3 +122,38 @@ def test_self_distill_resume_reuses_a_finished_teacher(tiny_base: Path, tmp_path
     assert result.card["teacher"]["run"]["seconds"] == earlier.card["run"]["seconds"]
     assert result.card["teacher"]["metrics"] == json.loads(json.dumps(earlier.metrics))
     assert result.card["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path: Path) -> None:
+    for seed, name in ((1, "a"), (2, "b")):
+        torch.manual_seed(seed)
+        teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT}, max_length_tokens=24)
+        save_model(teacher, tokenizer, tmp_path / name)
+    options = {"max_length_tokens": 24, "batch_size": 8, "device": torch.device("cpu")}
+    labels = {"sentiment": SENTIMENT}
+    each = [teacher_targets(tmp_path / n, TEXTS, labels, **options)["sentiment"] for n in "ab"]
+    assert not np.allclose(each[0], each[1])  # two different teachers
+    mean = ensemble_targets([tmp_path / "a", tmp_path / "b"], TEXTS, labels, **options)
+    np.testing.assert_allclose(mean["sentiment"], (each[0] + each[1]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(mean["sentiment"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_teacher_list_in_yaml_and_teacher_count_checked(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("teacher: [t1, t2]\n")
+    assert load_config(config).teacher_dirs() == (tmp_path / "t1", tmp_path / "t2")
+    with pytest.raises(TrainConfigError, match="teachers"):
+        load_config(config, teachers=0)
+
+
+def test_self_distill_with_two_teachers(tiny_base: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_base, epochs=2, self_distill=True, teacher_epochs=1, teachers=2)
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    card = result.card
+    taught_by = card["training_config"]["teacher"]
+    assert [Path(p).name for p in taught_by] == ["teacher", "teacher-2"]
+    assert len(card["teachers"]) == 2 and card["teacher"] == card["teachers"][0]
+    for summary in card["teachers"]:
+        assert summary["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
+        assert "history" not in summary["run"]  # summaries only
+    assert not (tmp_path / "m" / "teacher-2").exists()

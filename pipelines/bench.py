@@ -1,0 +1,117 @@
+"""``finmon bench train``: training step time in fp32 and under bf16 autocast, side by side.
+
+Both precisions train a fresh copy of the same model (same seed) on the same sequence of real,
+length-bucketed batches from the config's training files, distillation and holdout scoring left
+out; the first ``warmup_steps`` of each are not timed. Blocking.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from monitor.classify.base import resolve_base_model
+from monitor.classify.model import build_model
+from monitor.classify.quantize import cpu_has_bf16
+from pipelines.batching import encode
+from pipelines.config import TrainConfig
+from pipelines.loop import TrainLoop
+from pipelines.precision import training_attention, use_bf16
+from pipelines.prepare import load_tasks
+from pipelines.train import build_optimizer, initial_state, resolve_device, seed_everything
+
+
+def time_steps(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[str, Any]:
+    """Mean seconds per training step (after warmup) and batch shape for ``config.precision``."""
+    seed_everything(config.seed)
+    device = resolve_device(config)
+    bf16 = use_bf16(config.precision, device)
+    tasks = load_tasks(config, None)
+    labels = {t: d.spec.names for t, d in tasks.items()}
+    model, tokenizer = build_model(
+        resolve_base_model(config.base_model),
+        labels,
+        pooling=config.pooling,
+        max_length_tokens=config.max_length_tokens,
+        dropout=config.dropout,
+    )
+    model.to(device)
+    data = encode(
+        tokenizer,
+        {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
+        list(tasks),
+        config.max_length_tokens,
+    )
+    loop = TrainLoop(
+        model=model,
+        optimizer=build_optimizer(model, config),
+        config=config,
+        train_data=data,
+        holdouts={},
+        class_weights={},
+        pad_id=int(tokenizer.pad_token_id or 0),
+        device=device,
+        state=initial_state(len(data), config),
+        checkpointer=None,
+        clock=time.monotonic,
+        progress=False,
+    )
+    losses = []
+    with training_attention(model, device, bf16):
+        for _ in range(warmup_steps):
+            loop.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            losses.append(loop.step())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+    return {
+        "precision": "bf16" if bf16 else "fp32",
+        "ms_per_step": round(1000 * seconds / steps, 1),
+        "examples_per_sec": round(steps * config.batch_size / seconds, 1),
+        "final_loss": round(losses[-1], 4),
+    }
+
+
+def run_train_bench(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[str, Any]:
+    """fp32, then bf16 where the device runs it natively; ratio = fp32 time / bf16 time."""
+    device = resolve_device(config)
+    runs = [time_steps(replace(config, precision="fp32"), steps=steps, warmup_steps=warmup_steps)]
+    if device.type == "cuda" or cpu_has_bf16():
+        bf16 = replace(config, precision="bf16")
+        runs.append(time_steps(bf16, steps=steps, warmup_steps=warmup_steps))
+    result: dict[str, Any] = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "batch_size": config.batch_size,
+        "steps": steps,
+        "warmup_steps": warmup_steps,
+        "runs": runs,
+    }
+    if len(runs) == 2:
+        result["bf16_speedup"] = round(runs[0]["ms_per_step"] / runs[1]["ms_per_step"], 2)
+    return result
+
+
+def format_train_bench(result: dict[str, Any]) -> str:
+    lines = [
+        f"device {result['device']}, {result['threads']} threads, batch {result['batch_size']}, "
+        f"{result['steps']} timed steps after {result['warmup_steps']}"
+    ]
+    for run in result["runs"]:
+        lines.append(
+            f"{run['precision']:>5}: {run['ms_per_step']:8.1f} ms/step  "
+            f"{run['examples_per_sec']:8.1f} examples/s"
+        )
+    if "bf16_speedup" in result:
+        lines.append(f"bf16 speedup: {result['bf16_speedup']:.2f}x")
+    return "\n".join(lines)
+
+
+__all__ = ["format_train_bench", "run_train_bench", "time_steps"]
