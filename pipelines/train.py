@@ -216,13 +216,15 @@ def _teacher(
             split_seed=config.seed if config.split_seed is None else config.split_seed,
         )
         logger.info("self-distillation: training teacher %d into %s", index + 1, teacher_dir)
+        # Resume a teacher only where it left a checkpoint (a later teacher may not have started).
+        started = (teacher_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
         card = dict(
             train(
                 teacher_config,
                 teacher_dir,
                 frames=frames,
                 progress=progress,
-                resume=resume,
+                resume=resume and started,
                 clock=clock,
             ).card
         )

@@ -157,3 +157,15 @@ def test_self_distill_with_two_teachers(tiny_base: Path, tmp_path: Path) -> None
         assert summary["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
         assert "history" not in summary["run"]  # summaries only
     assert not (tmp_path / "m" / "teacher-2").exists()
+
+
+def test_resume_with_two_teachers_trains_the_one_not_started(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_base, epochs=1, self_distill=True, teacher_epochs=1, teachers=2)
+    teacher_only = replace(config, self_distill=False, teachers=1, epochs=1.0)
+    earlier = train(teacher_only, tmp_path / "m" / "teacher", frames=toy_frames(), progress=False)
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False, resume=True)
+    first, second = result.card["teachers"]
+    assert first["run"]["seconds"] == earlier.card["run"]["seconds"]  # reused, not retrained
+    assert second["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
