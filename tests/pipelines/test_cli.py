@@ -122,7 +122,7 @@ def test_bench_train_json(tiny_base: Path, tmp_path: Path) -> None:
     args = ["bench", "train", "--config", str(config), "--steps", "3", "--warmup-steps", "1"]
     result = CliRunner().invoke(make_app(), [*args, "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report = json.loads(result.stdout)
     assert report["runs"][0]["precision"] == "fp32"
     assert all(run["ms_per_step"] > 0 for run in report["runs"])
     assert ("bf16_speedup" in report) == (len(report["runs"]) == 2)
