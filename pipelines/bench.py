@@ -13,38 +13,17 @@ from typing import Any
 
 import torch
 
-from monitor.classify.base import resolve_base_model
-from monitor.classify.model import build_model
 from monitor.classify.quantize import cpu_has_bf16
-from pipelines.batching import encode
 from pipelines.config import TrainConfig
 from pipelines.loop import TrainLoop
-from pipelines.precision import training_attention, use_bf16
-from pipelines.prepare import load_tasks
-from pipelines.train import build_optimizer, initial_state, resolve_device, seed_everything
+from pipelines.precision import training_attention
+from pipelines.train import build_optimizer, build_run, initial_state, resolve_device
 
 
 def time_steps(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[str, Any]:
-    """Mean seconds per training step (after warmup) and batch shape for ``config.precision``."""
-    seed_everything(config.seed)
-    device = resolve_device(config)
-    bf16 = use_bf16(config.precision, device)
-    tasks = load_tasks(config, None)
-    labels = {t: d.spec.names for t, d in tasks.items()}
-    model, tokenizer = build_model(
-        resolve_base_model(config.base_model),
-        labels,
-        pooling=config.pooling,
-        max_length_tokens=config.max_length_tokens,
-        dropout=config.dropout,
-    )
-    model.to(device)
-    data = encode(
-        tokenizer,
-        {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
-        list(tasks),
-        config.max_length_tokens,
-    )
+    """Milliseconds per training step (after warmup) and examples/s for ``config.precision``."""
+    parts = build_run(config, None)
+    device, bf16, model, data = parts.device, parts.bf16, parts.model, parts.train_data
     loop = TrainLoop(
         model=model,
         optimizer=build_optimizer(model, config),
@@ -52,7 +31,7 @@ def time_steps(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[st
         train_data=data,
         holdouts={},
         class_weights={},
-        pad_id=int(tokenizer.pad_token_id or 0),
+        pad_id=int(parts.tokenizer.pad_token_id or 0),
         device=device,
         state=initial_state(len(data), config),
         checkpointer=None,

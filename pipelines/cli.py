@@ -138,10 +138,6 @@ def bench_train_command(
 
     with _errors():
         cfg = load_config(config)
-        if cfg.num_threads:
-            import torch
-
-            torch.set_num_threads(cfg.num_threads)
         result = {**run_train_bench(cfg, steps=steps, warmup_steps=warmup_steps), "omp": policy}
     typer.echo(json.dumps(result) if as_json else format_train_bench(result))
 

@@ -86,28 +86,10 @@ def train(
             config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
         )
     started, cpu_started = clock(), time.process_time()
-    seed_everything(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = resolve_device(config)
-    bf16 = use_bf16(config.precision, device)
-    tasks = load_tasks(config, frames)
+    parts = build_run(config, frames)
+    device, bf16, tasks = parts.device, parts.bf16, parts.tasks
+    model, tokenizer, train_data = parts.model, parts.tokenizer, parts.train_data
     labels = {t: d.spec.names for t, d in tasks.items()}
-    model, tokenizer = build_model(
-        resolve_base_model(config.base_model),
-        labels,
-        pooling=config.pooling,
-        max_length_tokens=config.max_length_tokens,
-        dropout=config.dropout,
-    )
-    model = apply_lora(model, config)
-    model.to(device)  # before the optimiser: fused AdamW needs its parameters on the device
-    train_data = encode(
-        tokenizer,
-        {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
-        list(tasks),
-        config.max_length_tokens,
-    )
     # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
@@ -148,6 +130,45 @@ def train(
         seconds=seconds,
         checkpointer=checkpointer,
     )
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """What a run trains: the seeded model on its device, its tokenizer, the encoded data."""
+
+    device: torch.device
+    bf16: bool
+    tasks: Mapping[str, TaskData]
+    model: MultiTaskModel
+    tokenizer: Any
+    train_data: Encoded
+
+
+def build_run(config: TrainConfig, frames: Mapping[str, pd.DataFrame] | None) -> RunParts:
+    """Seed, threads, device and precision; the data; the model (LoRA-wrapped when configured)
+    on its device; the training texts tokenised. Blocking."""
+    seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config)
+    bf16 = use_bf16(config.precision, device)
+    tasks = load_tasks(config, frames)
+    model, tokenizer = build_model(
+        resolve_base_model(config.base_model),
+        {t: d.spec.names for t, d in tasks.items()},
+        pooling=config.pooling,
+        max_length_tokens=config.max_length_tokens,
+        dropout=config.dropout,
+    )
+    model = apply_lora(model, config)
+    model.to(device)  # before the optimiser: fused AdamW needs its parameters on the device
+    train_data = encode(
+        tokenizer,
+        {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
+        list(tasks),
+        config.max_length_tokens,
+    )
+    return RunParts(device, bf16, tasks, model, tokenizer, train_data)
 
 
 def _self_distil(
