@@ -129,11 +129,23 @@ def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path
         torch.manual_seed(seed)
         teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT}, max_length_tokens=24)
         save_model(teacher, tokenizer, tmp_path / name)
-    options = {"max_length_tokens": 24, "batch_size": 8, "device": torch.device("cpu")}
+    cpu = torch.device("cpu")
     labels = {"sentiment": SENTIMENT}
-    each = [teacher_targets(tmp_path / n, TEXTS, labels, **options)["sentiment"] for n in "ab"]
+    each = [
+        teacher_targets(
+            tmp_path / n, TEXTS, labels, max_length_tokens=24, batch_size=8, device=cpu
+        )["sentiment"]
+        for n in "ab"
+    ]
     assert not np.allclose(each[0], each[1])  # two different teachers
-    mean = ensemble_targets([tmp_path / "a", tmp_path / "b"], TEXTS, labels, **options)
+    mean = ensemble_targets(
+        [tmp_path / "a", tmp_path / "b"],
+        TEXTS,
+        labels,
+        max_length_tokens=24,
+        batch_size=8,
+        device=cpu,
+    )
     np.testing.assert_allclose(mean["sentiment"], (each[0] + each[1]) / 2, rtol=1e-6)
     np.testing.assert_allclose(mean["sentiment"].sum(axis=1), 1.0, rtol=1e-5)
 

@@ -70,7 +70,8 @@ def test_token_budget_batching_matches_one_at_a_time(
         assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-4)
         assert a.topic_probs == pytest.approx(b.topic_probs, abs=1e-4)
     # a budget of 48 padded tokens forces several batches, none over budget unless alone
-    assert metrics.registry.get_sample_value("finmon_classify_batch_size_items_count") >= 2
+    batches = metrics.registry.get_sample_value("finmon_classify_batch_size_items_count")
+    assert batches is not None and batches >= 2
 
 
 def test_cache_answers_repeats_without_the_model(tiny_model_dir: Path, metrics: Metrics) -> None:

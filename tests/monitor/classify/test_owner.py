@@ -27,7 +27,7 @@ class GatedClassifier(KeywordClassifier):
         return super().predict(texts)
 
 
-def _wait(predicate, timeout_sec: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout_sec: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_sec
     while time.monotonic() < deadline:
         if predicate():
