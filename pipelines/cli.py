@@ -66,6 +66,10 @@ def train_command(
         bool | None,
         Opt("--self-distill/--no-self-distill", help="Train a teacher first, then distil."),
     ] = None,
+    adapt_epochs: Annotated[
+        float | None,
+        Opt(help="Masked-LM epochs on the training texts before fine-tuning (0: none)."),
+    ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
     precision: Annotated[str | None, Opt(help="auto (bf16 where native), fp32 or bf16.")] = None,
@@ -100,6 +104,7 @@ def train_command(
         "teacher": tuple(teacher.split(",")) if teacher and "," in teacher else teacher,
         "teachers": teachers,
         "self_distill": self_distill,
+        "adapt_epochs": adapt_epochs,
         "device": device,
         "num_threads": num_threads,
         "precision": precision,

@@ -80,6 +80,13 @@ class TrainConfig:
     teachers: int = 1
     teacher_epochs: float = 6.0
     teacher_max_minutes: float | None = None
+    # Evaluate, select and export an exponential moving average of the weights (e.g. 0.999).
+    ema_decay: float | None = None
+    # Task-adaptive pretraining: this many epochs of masked-LM training on the run's training
+    # texts (never holdout or test) before anything is fine-tuned; 0 turns it off.
+    adapt_epochs: float = 0.0
+    adapt_lr: float = 1e-4
+    adapt_max_minutes: float | None = None
     evals_per_epoch: int = 2
     patience_evals: int = 4
     seed: int = 13
@@ -117,6 +124,14 @@ class TrainConfig:
             ("teachers", self.teachers >= 1, "must be >= 1"),
             ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
+            ("ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "must be in (0, 1)"),
+            ("adapt_epochs", self.adapt_epochs >= 0, "must be >= 0 (0: no adaptation)"),
+            ("adapt_lr", self.adapt_lr > 0, "must be > 0"),
+            (
+                "adapt_max_minutes",
+                self.adapt_max_minutes is None or self.adapt_max_minutes > 0,
+                "must be > 0",
+            ),
             (
                 "teacher_max_minutes",
                 self.teacher_max_minutes is None or self.teacher_max_minutes > 0,

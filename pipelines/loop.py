@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.ema import WeightAverage
 from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
@@ -127,6 +129,7 @@ class TrainLoop:
         self.clock = clock
         self.progress = progress
         self.best: StateDict | None = None
+        self.average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         self.per_epoch = max(1, -(-len(train_data) // config.batch_size))
         self.eval_every = max(1, round(self.per_epoch / config.evals_per_epoch))
         self._lengths = train_data.lengths()
@@ -175,8 +178,13 @@ class TrainLoop:
             )
         self.state.stopped = self.state.stopped or "planned steps done"
         if self.best is None:
-            self.best = _cpu_state(self.model)
+            with self.evaluated_weights():
+                self.best = _cpu_state(self.model)
         return self.best
+
+    def evaluated_weights(self) -> AbstractContextManager[None]:
+        """The weights that are scored, selected and exported: the average when configured."""
+        return self.average.applied() if self.average is not None else nullcontext()
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
@@ -206,6 +214,8 @@ class TrainLoop:
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self.state.step += 1
         return float(loss.detach())
 
@@ -214,6 +224,14 @@ class TrainLoop:
         return step % self.eval_every == 0 or step == self.state.total_steps
 
     def _evaluate(self, elapsed_sec: float) -> None:
+        with self.evaluated_weights():
+            self._score_and_select(elapsed_sec)
+        if self.checkpointer is not None:
+            snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
+            average = self.average.state_dict() if self.average is not None else None
+            self.checkpointer.save(self.model, self.optimizer, snapshot, self.best, average)
+
+    def _score_and_select(self, elapsed_sec: float) -> None:
         scores = {task: self._score(task, h) for task, h in self.holdouts.items()}
         score = float(np.mean([s["macro_f1"] for s in scores.values()])) if scores else 0.0
         train_loss = self._loss_sum / self._loss_count if self._loss_count else None
@@ -244,9 +262,6 @@ class TrainLoop:
             self.state.best_score,
             self.state.best_step,
         )
-        if self.checkpointer is not None:
-            snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
-            self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
 
     def holdout_probs(self, task: str, holdout: Holdout) -> np.ndarray:
         """The model's current probabilities for one task's holdout."""

@@ -10,7 +10,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 
 from monitor.classify.base import resolve_base_model
 from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
+from pipelines.adapt import adapt_encoder, adapted_result
 from pipelines.augment import EpochAugmenter, tokenizer_fn
 from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 TEACHER_DIR = "teacher"
 CHECKPOINT_DIR = "checkpoint"
+ADAPTED_DIR = "adapted"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
@@ -81,6 +83,10 @@ def train(
     Blocking; uses ``config.num_threads`` CPU threads (torch default when None). Raises
     DataError, TrainConfigError, CheckpointError (on ``resume``) and ModelLoadError (base model).
     """
+    if config.adapt_epochs > 0:
+        return _from_adapted(
+            config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
+        )
     if config.self_distill and config.teacher is None:
         return _self_distil(
             config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
@@ -98,8 +104,9 @@ def train(
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = initial_state(len(train_data), config)
     best: dict[str, torch.Tensor] | None = None
+    average: dict[str, Any] | None = None
     if resume:
-        state, best = _resume(checkpointer, model, optimizer)
+        state, best, average = _resume(checkpointer, model, optimizer)
     state.elapsed_sec += clock() - started  # the time budget covers loading and tokenising too
     loop = TrainLoop(
         model=model,
@@ -118,6 +125,8 @@ def train(
         augmenter=_augmenter(tokenizer, train_texts, train_data, config),
     )
     loop.best = best
+    if average is not None and loop.average is not None:
+        loop.average.load_state_dict(average)
     with training_attention(model, device, bf16):
         restore(model, loop.run())
     seconds = clock() - started
@@ -169,6 +178,64 @@ def build_run(config: TrainConfig, frames: Mapping[str, pd.DataFrame] | None) ->
         config.max_length_tokens,
     )
     return RunParts(device, bf16, tasks, model, tokenizer, train_data)
+
+
+def _from_adapted(
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    frames: Mapping[str, pd.DataFrame] | None,
+    progress: bool,
+    resume: bool,
+    clock: Callable[[], float],
+) -> TrainResult:
+    """Task-adaptive pretraining into ``<out>/adapted`` (on resume, a finished one is reused),
+    then the whole run, teachers included, from the adapted encoder. The card keeps the original
+    ``base_model`` and training config and adds ``adapted`` (steps, time, masked-LM loss)."""
+    started = clock()
+    adapted_dir = out_dir / ADAPTED_DIR
+    done = adapted_result(adapted_dir) if resume else None
+    if done is None:
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        device = resolve_device(config)
+        tasks = load_tasks(config, frames)  # the student's split: holdout texts stay unseen
+        done = adapt_encoder(
+            resolve_base_model(config.base_model),
+            [text for data in tasks.values() for text in data.train["text"].tolist()],
+            adapted_dir,
+            epochs=config.adapt_epochs,
+            lr=config.adapt_lr,
+            batch_size=config.batch_size,
+            max_length_tokens=config.max_length_tokens,
+            max_minutes=config.adapt_max_minutes,
+            seed=config.seed,
+            device=device,
+            bf16=use_bf16(config.precision, device),
+            progress=progress,
+            clock=clock,
+        )
+    else:
+        logger.info("resume: adapted encoder already at %s", adapted_dir)
+    inner = replace(config, base_model=str(adapted_dir.resolve()), adapt_epochs=0.0)
+    # Self-distillation resumes each part on its own; a plain run needs its checkpoint.
+    staged = config.self_distill and config.teacher is None
+    checkpoint = (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
+    resume_inner = resume and (staged or checkpoint)
+    result = train(
+        inner, out_dir, frames=frames, progress=progress, resume=resume_inner, clock=clock
+    )
+    seconds = clock() - started
+    card = update_card(
+        out_dir,
+        base_model=config.base_model,
+        training_config=config.to_json(),
+        adapted=asdict(done),
+        total_seconds=round(seconds, 1),
+    )
+    if not config.keep_checkpoint:
+        shutil.rmtree(adapted_dir, ignore_errors=True)
+    return replace(result, seconds=seconds, card=card)
 
 
 def _self_distil(
@@ -408,7 +475,7 @@ def _fingerprint(config: TrainConfig) -> dict[str, Any]:
 
 def _resume(
     checkpointer: Checkpointer, model: MultiTaskModel, optimizer: torch.optim.Optimizer
-) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
+) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, Any] | None]:
     payload = checkpointer.load()
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
@@ -417,7 +484,7 @@ def _resume(
     state.stopped = ""
     state.total_steps = state.planned_steps  # a new time budget, if any, is fitted afresh
     logger.info("resumed at step %d of %d", state.step, state.total_steps)
-    return state, payload["best"]
+    return state, payload["best"], payload.get("average")
 
 
 __all__ = ["Encoded", "TrainConfig", "TrainResult", "train"]
