@@ -71,6 +71,9 @@ class TrainConfig:
     # directories (a YAML list): their probabilities are averaged (an ensemble teacher).
     teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 0.5
+    # A TF-IDF + logistic-regression teacher (pipelines.linear_teacher) with its share of the
+    # teachers' mean per task, e.g. {sentiment: 0.3}; tasks not named do without it.
+    linear_teacher: Mapping[str, float] = field(default_factory=dict)
     # Self-distillation: with no ``teacher`` given, first train one with this same config (its own
     # ``teacher_epochs`` and ``teacher_max_minutes``) under ``<out>/teacher``, then distil from it.
     self_distill: bool = False
@@ -124,6 +127,11 @@ class TrainConfig:
             ("teachers", self.teachers >= 1, "must be >= 1"),
             ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
+            (
+                "linear_teacher",
+                _task_weights_ok(self.linear_teacher),
+                "maps sentiment and/or topic to a weight in (0, 1]",
+            ),
             ("ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "must be in (0, 1)"),
             ("adapt_epochs", self.adapt_epochs >= 0, "must be >= 0 (0: no adaptation)"),
             ("adapt_lr", self.adapt_lr > 0, "must be > 0"),
@@ -163,7 +171,17 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["topic_labels"] = list(self.topic_labels)
         out["extra"] = dict(self.extra)
+        out["linear_teacher"] = dict(self.linear_teacher)
         return out
+
+
+def _task_weights_ok(value: object) -> bool:
+    if not isinstance(value, Mapping):
+        return False
+    return all(
+        task in ("sentiment", "topic") and isinstance(w, int | float) and 0 < w <= 1
+        for task, w in value.items()
+    )
 
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))

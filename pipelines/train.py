@@ -27,7 +27,9 @@ from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import ensemble_targets
+from pipelines.errors import TrainConfigError
 from pipelines.export import export_model, test_metrics, update_card
+from pipelines.linear_teacher import linear_targets, mix_targets
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
 from pipelines.precision import training_attention, use_bf16
@@ -100,6 +102,12 @@ def train(
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
     soft = _teacher_targets(config, train_texts, labels, device, bf16)
+    if config.linear_teacher:
+        missing = sorted(set(config.linear_teacher) - set(tasks))
+        if missing:
+            raise TrainConfigError("linear_teacher", f"no {missing[0]} training data to fit on")
+        linear = linear_targets(tasks, config.linear_teacher, config.seed)
+        soft = mix_targets(soft, linear, config.linear_teacher)
     optimizer = build_optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = initial_state(len(train_data), config)
@@ -297,6 +305,7 @@ def _teacher(
             config,
             self_distill=False,
             teachers=1,
+            linear_teacher={},  # the teachers learn from gold labels alone
             epochs=config.teacher_epochs,
             max_minutes=config.teacher_max_minutes,
             seed=config.seed + index,
