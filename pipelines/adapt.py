@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pipelines.batching import epoch_batches
+from pipelines.batching import Encoded, collate, epoch_batches, token_ids
 from pipelines.errors import TrainConfigError
 from pipelines.precision import autocast
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps, planned_steps
@@ -113,14 +113,14 @@ def adapt_encoder(
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     mlm = _MaskedLM(base_dir, device, bf16, lr)
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length_tokens)["input_ids"]
-    lengths = np.array([len(x) for x in ids])
+    data = Encoded(tuple(token_ids(tokenizer, texts, max_length_tokens)), {})
+    lengths, pad_id = data.lengths(), int(tokenizer.pad_token_id or 0)
     spec = MaskingSpec(
         mask_id=int(tokenizer.mask_token_id),
         vocab_size=len(tokenizer),
         special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
     )
-    per_epoch, planned = planned_steps(len(ids), batch_size, epochs)
+    per_epoch, planned = planned_steps(len(data), batch_size, epochs)
     generator = torch.Generator().manual_seed(seed)
     budget_sec = None if max_minutes is None else max_minutes * 60
     losses: list[float] = []
@@ -131,7 +131,9 @@ def adapt_encoder(
             if step >= total:
                 break
             factor = WarmupLinear(round(WARMUP_FRACTION * planned), total).factor(step)
-            batch = _batch([ids[i] for i in index], spec, generator, device)
+            batch = _masked_batch(
+                data, index, pad_id, spec=spec, generator=generator, device=device
+            )
             loss = mlm.step(*batch, lr=lr * factor)
             losses.extend([] if loss is None else [loss])
             step += 1
@@ -150,7 +152,7 @@ def adapt_encoder(
         steps=step,
         planned_steps=planned,
         epochs=round(step / per_epoch, 3),
-        texts=len(ids),
+        texts=len(data),
         seconds=round(clock() - started, 1),
         first_loss=round(float(np.mean(losses[:50] or [0.0])), 4),
         last_loss=round(float(np.mean(losses[-50:] or [0.0])), 4),
@@ -217,17 +219,20 @@ def _groups(model: nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": 0.01}, {"params": plain, "weight_decay": 0.0}]
 
 
-def _batch(
-    rows: list[list[int]], spec: MaskingSpec, generator: torch.Generator, device: torch.device
+def _masked_batch(
+    data: Encoded,
+    index: np.ndarray,
+    pad_id: int,
+    *,
+    spec: MaskingSpec,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    inputs, labels = mask_tokens(ids, mask, spec, generator)
-    return inputs.to(device), labels.to(device), mask.to(device)
+    """(masked inputs, labels, attention mask) of one batch, on ``device``."""
+    inputs, _ = collate(data, index, pad_id, torch.device("cpu"))
+    mask = inputs["attention_mask"]
+    masked, labels = mask_tokens(inputs["input_ids"], mask, spec, generator)
+    return masked.to(device), labels.to(device), mask.to(device)
 
 
 def _fit_budget(step: int, total: int, spent_sec: float, budget_sec: float) -> int:

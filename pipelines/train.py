@@ -97,17 +97,10 @@ def train(
     parts = build_run(config, frames)
     device, bf16, tasks = parts.device, parts.bf16, parts.tasks
     model, tokenizer, train_data = parts.model, parts.tokenizer, parts.train_data
-    labels = {t: d.spec.names for t, d in tasks.items()}
     # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    soft = _teacher_targets(config, train_texts, labels, device, bf16)
-    if config.linear_teacher:
-        missing = sorted(set(config.linear_teacher) - set(tasks))
-        if missing:
-            raise TrainConfigError("linear_teacher", f"no {missing[0]} training data to fit on")
-        linear = linear_targets(tasks, config.linear_teacher, config.seed)
-        soft = mix_targets(soft, linear, config.linear_teacher)
+    soft = _teacher_targets(config, tasks, train_texts, device, bf16)
     optimizer = build_optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = initial_state(len(train_data), config)
@@ -381,23 +374,31 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
 
 def _teacher_targets(
     config: TrainConfig,
+    tasks: Mapping[str, TaskData],
     texts: list[str],
-    labels: Mapping[str, tuple[str, ...]],
     device: torch.device,
     bf16: bool,
 ) -> dict[str, np.ndarray] | None:
-    """The (mean) teachers' probabilities for every training text, or None without a teacher."""
-    if config.teacher is None:
-        return None
-    return ensemble_targets(
-        config.teacher_dirs(),
-        texts,
-        labels,
-        max_length_tokens=config.max_length_tokens,
-        batch_size=config.eval_batch_size,
-        device=device,
-        bf16=bf16,
-    )
+    """The teachers' mean probabilities for every training text (the linear teacher mixed in
+    where configured), or None without any teacher."""
+    soft = None
+    if config.teacher is not None:
+        soft = ensemble_targets(
+            config.teacher_dirs(),
+            texts,
+            {t: d.spec.names for t, d in tasks.items()},
+            max_length_tokens=config.max_length_tokens,
+            batch_size=config.eval_batch_size,
+            device=device,
+            bf16=bf16,
+        )
+    if not config.linear_teacher:
+        return soft
+    missing = sorted(set(config.linear_teacher) - set(tasks))
+    if missing:
+        raise TrainConfigError("linear_teacher", f"no {missing[0]} training data to fit on")
+    linear = linear_targets(tasks, config.linear_teacher, config.seed)
+    return mix_targets(soft, linear, config.linear_teacher)
 
 
 def _augmenter(
