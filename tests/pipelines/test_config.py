@@ -25,8 +25,12 @@ def test_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:
         TrainConfig(holdout_fraction=0.7)
 
 
-def test_shipped_benchmark_config(shared_data: Path) -> None:
-    config = load_config(REPO / "configs" / "twitter-multitask.yaml")
+@pytest.mark.parametrize("file", ["twitter-multitask.yaml", "twitter-multitask-mpnet.yaml"])
+def test_shipped_benchmark_configs(file: str, shared_data: Path) -> None:
+    config = load_config(REPO / "configs" / file)
+    if config.teacher_base_model is not None:  # where scripts/fetch_teacher_model.py puts it
+        where = config.path(config.teacher_base_model).resolve()
+        assert where == REPO.resolve().parent / "models" / "all-mpnet-base-v2"
     for name in (
         config.sentiment_train,
         config.topic_train,
