@@ -71,6 +71,12 @@ class TrainConfig:
     # directories (a YAML list): their probabilities are averaged (an ensemble teacher).
     teacher: str | tuple[str, ...] | None = None
     distill_weight: float = 0.5
+    # Feature distillation: the student's pooled vector, through a linear map dropped at export,
+    # learns to predict the teacher's (standardised) pooled vector; this weight on that MSE adds
+    # to the loss (0: off). One teacher only.
+    feature_distill_weight: float = 0.0
+    # Softens the teacher's and the student's distributions in the distillation term (1: as is).
+    distill_temperature: float = 1.0
     # A TF-IDF + logistic-regression teacher (pipelines.linear_teacher) with its share of the
     # teachers' mean per task, e.g. {sentiment: 0.3}; tasks not named do without it.
     linear_teacher: Mapping[str, float] = field(default_factory=dict)
@@ -79,6 +85,9 @@ class TrainConfig:
     self_distill: bool = False
     # Share of training texts replaced each epoch by a copy with typos / casing noise.
     augment_rate: float = 0.0
+    # Distillation on a larger transfer set (pipelines.transfer): this many perturbed copies of
+    # every training text, with no gold label, learn from the teachers' labels of the copy itself.
+    transfer_copies: int = 0
     # Self-distillation with ``teachers`` > 1: that many teachers (seeds seed, seed + 1, ...).
     teachers: int = 1
     teacher_epochs: float = 6.0
@@ -127,12 +136,36 @@ class TrainConfig:
             ("lora_rank", self.lora_rank is None or self.lora_rank >= 1, "must be >= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
+            ("feature_distill_weight", self.feature_distill_weight >= 0, "must be >= 0"),
+            (
+                "feature_distill_weight",
+                not self.feature_distill_weight or (self.teacher is not None or self.self_distill),
+                "needs a teacher: set teacher or self_distill: true",
+            ),
+            (
+                "feature_distill_weight",
+                not self.feature_distill_weight
+                or (self.teachers == 1 and len(self.teacher_dirs()) <= 1),
+                "needs exactly one teacher (teachers: 1, one teacher directory)",
+            ),
+            ("distill_temperature", self.distill_temperature >= 1, "must be >= 1 (1: as is)"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
             ("teacher_lr", self.teacher_lr is None or self.teacher_lr > 0, "must be > 0"),
             ("teacher_base_model", self.teacher_base_model != "", "names a dir, hub id or package"),
             ("teachers", self.teachers >= 1, "must be >= 1"),
             ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
+            ("transfer_copies", self.transfer_copies >= 0, "must be >= 0 (0: none)"),
+            (
+                "transfer_copies",
+                not self.transfer_copies or self.teacher is not None or self.self_distill,
+                "needs a teacher: set teacher or self_distill: true",
+            ),
+            (
+                "transfer_copies",
+                not self.transfer_copies or not self.linear_teacher,
+                "cannot be used with linear_teacher (it labels the original texts only)",
+            ),
             (
                 "linear_teacher",
                 _task_weights_ok(self.linear_teacher),

@@ -21,11 +21,13 @@ from monitor.classify.model import load_model
 from monitor.errors import ModelLoadError
 from pipelines.batching import Encoded, encode
 from pipelines.errors import TrainConfigError
-from pipelines.predict import predict_encoded_tasks
+from pipelines.predict import predict_encoded_outputs
 
 logger = logging.getLogger(__name__)
 
 SoftTargets = Mapping[str, np.ndarray]
+# The key under which the targets carry the teacher's pooled sentence vectors (no task has it).
+FEATURES = "_features"
 
 
 def teacher_targets(
@@ -37,9 +39,11 @@ def teacher_targets(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    features: bool = False,
 ) -> dict[str, np.ndarray]:
     """The teacher's calibrated probabilities ``{task: [len(texts), n_labels]}`` for ``texts``
-    (already normalised), in the student's label order. Blocking.
+    (already normalised), in the student's label order; with ``features``, also its pooled
+    sentence vectors under :data:`FEATURES`. Blocking.
 
     Raises TrainConfigError when the teacher lacks a task or its label set differs.
     """
@@ -56,7 +60,7 @@ def teacher_targets(
         if set(have) != set(names):
             raise TrainConfigError("teacher", f"{path} labels {task} as {have}, not {names}")
     data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], max_length_tokens)
-    probs = predict_encoded_tasks(
+    probs, vectors = predict_encoded_outputs(
         teacher,
         data,
         list(labels),
@@ -64,8 +68,9 @@ def teacher_targets(
         pad_id=int(tokenizer.pad_token_id or 0),
         device=device,
         bf16=bf16,
+        features=features,
     )
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {} if vectors is None else {FEATURES: vectors}
     for task, names in labels.items():
         order = [list(teacher.meta.labels[task]).index(name) for name in names]
         out[task] = probs[task][:, order].astype(np.float32)
@@ -82,8 +87,10 @@ def ensemble_targets(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    features: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The mean of several teachers' probabilities (each as :func:`teacher_targets`). Blocking."""
+    """The mean of several teachers' probabilities (each as :func:`teacher_targets`), and of
+    their features when asked (meaningful for one teacher: the config allows no more). Blocking."""
     if not teacher_dirs:
         raise TrainConfigError("teacher", "no teacher directory given")
     total: dict[str, np.ndarray] = {}
@@ -96,6 +103,7 @@ def ensemble_targets(
             batch_size=batch_size,
             device=device,
             bf16=bf16,
+            features=features,
         )
         for task, values in probs.items():
             total[task] = total[task] + values if task in total else values
@@ -103,20 +111,44 @@ def ensemble_targets(
 
 
 def distill_loss(
-    logits: Mapping[str, torch.Tensor], soft: Mapping[str, torch.Tensor]
+    logits: Mapping[str, torch.Tensor],
+    soft: Mapping[str, torch.Tensor],
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Mean over (example, task) pairs of the cross-entropy between the teacher's probabilities
-    and the student's softmax (KL divergence plus the teacher's constant entropy)."""
+    and the student's softmax (KL divergence plus the teacher's constant entropy).
+
+    At ``temperature`` T > 1 both sides are softened (the teacher's probabilities as
+    ``p ** (1 / T)``, renormalised, which is its softmax at T; the student's logits divided by
+    T) and the loss is scaled by T squared, so its gradients keep their size (Hinton et al.
+    2015): the ranking of the wrong classes, not only the top one, then teaches."""
     total = next(iter(logits.values())).new_zeros((), dtype=torch.float32)
     count = 0
     for task, task_logits in logits.items():
         target = soft.get(task)
         if target is None:
             continue
-        log_probs = nn.functional.log_softmax(task_logits.float(), dim=-1)
+        if temperature != 1.0:
+            target = target.clamp_min(1e-12).pow(1.0 / temperature)
+            target = target / target.sum(dim=-1, keepdim=True)
+        log_probs = nn.functional.log_softmax(task_logits.float() / temperature, dim=-1)
         total = total - (target * log_probs).sum()
         count += int(target.shape[0])
-    return total / max(count, 1)
+    return total * temperature**2 / max(count, 1)
+
+
+def standardise(vectors: np.ndarray) -> np.ndarray:
+    """Each dimension to mean 0 and standard deviation 1 over the rows (float32), so that a
+    feature-matching loss weighs every dimension alike whatever the teacher's scale."""
+    mean = vectors.mean(axis=0, keepdims=True)
+    std = vectors.std(axis=0, keepdims=True)
+    return ((vectors - mean) / np.maximum(std, 1e-6)).astype(np.float32)
+
+
+def feature_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the student's projected vectors and the teacher's
+    standardised ones, averaged over examples and dimensions."""
+    return nn.functional.mse_loss(predicted.float(), target)
 
 
 def batch_targets(
@@ -133,10 +165,13 @@ def check_aligned(soft: SoftTargets, data: Encoded) -> None:
 
 
 __all__ = [
+    "FEATURES",
     "SoftTargets",
     "batch_targets",
     "check_aligned",
     "distill_loss",
     "ensemble_targets",
+    "feature_loss",
+    "standardise",
     "teacher_targets",
 ]

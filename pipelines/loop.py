@@ -23,7 +23,14 @@ from pipelines.augment import EpochAugmenter
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.distill import (
+    FEATURES,
+    SoftTargets,
+    batch_targets,
+    check_aligned,
+    distill_loss,
+    feature_loss,
+)
 from pipelines.ema import WeightAverage
 from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
@@ -110,11 +117,13 @@ class TrainLoop:
         progress: bool,
         soft_targets: SoftTargets | None = None,
         augmenter: EpochAugmenter | None = None,
+        feature_proj: nn.Module | None = None,
     ) -> None:
         if soft_targets is not None:
             check_aligned(soft_targets, train_data)
         self.soft = soft_targets
         self.augmenter = augmenter
+        self.feature_proj = feature_proj
         self.model = model
         self.optimizer = optimizer
         self.config = config
@@ -204,12 +213,18 @@ class TrainLoop:
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
         with autocast(self.device, self.bf16):
-            logits = self.model(**inputs)
+            vectors = self.model.features(**inputs)
+            logits = self.model.logits(vectors)
+            projected = self.feature_proj(vectors) if self.feature_proj is not None else None
         loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
         if self.soft is not None:
             weight = self.config.distill_weight
-            taught = distill_loss(logits, batch_targets(self.soft, batch, self.device))
+            targets = batch_targets(self.soft, batch, self.device)
+            taught = distill_loss(logits, targets, self.config.distill_temperature)
             loss = (1.0 - weight) * loss + weight * taught
+            if projected is not None:
+                matched = feature_loss(projected, targets[FEATURES])
+                loss = loss + self.config.feature_distill_weight * matched
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)

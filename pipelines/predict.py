@@ -67,14 +67,38 @@ def predict_encoded_tasks(
 ) -> dict[str, np.ndarray]:
     """Probabilities of several heads from one encoder pass: ``{task: [len(data), n_labels]}``,
     under bf16 autocast when ``bf16``."""
+    probs, _ = predict_encoded_outputs(
+        model, data, tasks, batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
+    )
+    return probs
+
+
+def predict_encoded_outputs(
+    model: MultiTaskModel,
+    data: Encoded,
+    tasks: Sequence[str],
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    bf16: bool = False,
+    features: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """As :func:`predict_encoded_tasks`, plus, when ``features``, the pooled sentence vectors
+    ``[len(data), hidden]`` (float32) from the same pass."""
     out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
+    hidden = int(model.encoder.config.hidden_size)
+    pooled = np.zeros((len(data), hidden), dtype=np.float32) if features else None
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(device, bf16):
         for index in eval_batches(data.lengths(), batch_size):
             inputs, _ = collate(data, index, pad_id, device)
-            logits = model(**inputs)
+            vectors = model.features(**inputs)
+            logits = model.logits(vectors)
             for task in tasks:
                 out[task][index] = torch.softmax(logits[task].float(), dim=-1).cpu().numpy()
+            if pooled is not None:
+                pooled[index] = vectors.float().cpu().numpy()
     model.train(was_training)
-    return out
+    return out, pooled

@@ -22,11 +22,11 @@ from monitor.classify.base import resolve_base_model
 from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
 from pipelines.adapt import adapt_encoder, adapted_result
 from pipelines.augment import EpochAugmenter, tokenizer_fn
-from pipelines.batching import Encoded, encode
+from pipelines.batching import Encoded, encode, token_ids
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import ensemble_targets
+from pipelines.distill import FEATURES, ensemble_targets, standardise
 from pipelines.errors import TrainConfigError
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.linear_teacher import linear_targets, mix_targets
@@ -35,12 +35,15 @@ from pipelines.lora import apply_lora
 from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.schedule import planned_steps
+from pipelines.transfer import concat, transfer_texts, unlabelled
 
 logger = logging.getLogger(__name__)
 
 TEACHER_DIR = "teacher"
 CHECKPOINT_DIR = "checkpoint"
 ADAPTED_DIR = "adapted"
+# The training-only submodule that maps the student's pooled vector to the teacher's.
+FEATURE_PROJ = "feature_proj"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
@@ -101,7 +104,13 @@ def train(
     # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
     train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    soft = _teacher_targets(config, tasks, train_texts, device, bf16)
+    copies = transfer_texts(train_texts, config.transfer_copies, config.seed)
+    soft = _teacher_targets(config, tasks, train_texts + copies, device, bf16)
+    feature_proj = _feature_projection(model, soft, config, device)
+    if copies:
+        extra = unlabelled(token_ids(tokenizer, copies, config.max_length_tokens), list(tasks))
+        train_data, train_texts = concat(train_data, extra), train_texts + copies
+        logger.info("transfer set: %d perturbed copies labelled by the teachers", len(copies))
     optimizer = build_optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = initial_state(len(train_data), config)
@@ -125,6 +134,7 @@ def train(
         progress=progress,
         soft_targets=soft,
         augmenter=_augmenter(tokenizer, train_texts, train_data, config),
+        feature_proj=feature_proj,
     )
     loop.best = best
     if average is not None and loop.average is not None:
@@ -300,6 +310,8 @@ def _teacher(
             self_distill=False,
             teachers=1,
             linear_teacher={},  # the teachers learn from gold labels alone
+            transfer_copies=0,
+            feature_distill_weight=0.0,
             base_model=config.teacher_base_model or config.base_model,
             lr=config.teacher_lr or config.lr,
             epochs=config.teacher_epochs,
@@ -382,8 +394,9 @@ def _teacher_targets(
     device: torch.device,
     bf16: bool,
 ) -> dict[str, np.ndarray] | None:
-    """The teachers' mean probabilities for every training text (the linear teacher mixed in
-    where configured), or None without any teacher."""
+    """The teachers' mean probabilities for every text of ``texts`` (the training texts, then any
+    transfer copies; the linear teacher, which excludes copies, mixed in where configured), or
+    None without any teacher."""
     soft = None
     if config.teacher is not None:
         soft = ensemble_targets(
@@ -394,7 +407,10 @@ def _teacher_targets(
             batch_size=config.eval_batch_size,
             device=device,
             bf16=bf16,
+            features=config.feature_distill_weight > 0,
         )
+        if FEATURES in soft:
+            soft[FEATURES] = standardise(soft[FEATURES])
     if not config.linear_teacher:
         return soft
     missing = sorted(set(config.linear_teacher) - set(tasks))
@@ -402,6 +418,22 @@ def _teacher_targets(
         raise TrainConfigError("linear_teacher", f"no {missing[0]} training data to fit on")
     linear = linear_targets(tasks, config.linear_teacher, config.seed)
     return mix_targets(soft, linear, config.linear_teacher)
+
+
+def _feature_projection(
+    model: MultiTaskModel,
+    soft: Mapping[str, np.ndarray] | None,
+    config: TrainConfig,
+    device: torch.device,
+) -> torch.nn.Linear | None:
+    """The linear map from the student's pooled vector to the teacher's, for feature
+    distillation; registered on the model (``FEATURE_PROJ``) so that checkpoints hold it and
+    the optimiser gives it the heads' rate. The export leaves it out (encoder and heads only)."""
+    if soft is None or FEATURES not in soft:
+        return None
+    projection = torch.nn.Linear(int(model.encoder.config.hidden_size), soft[FEATURES].shape[1])
+    model.add_module(FEATURE_PROJ, projection.to(device))
+    return projection
 
 
 def _augmenter(
@@ -443,7 +475,7 @@ def build_optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.O
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            is_head = name.startswith("heads.")
+            is_head = name.startswith(("heads.", f"{FEATURE_PROJ}."))
             decay = param.ndim > 1 and "LayerNorm" not in name
             groups.setdefault((is_head, decay), []).append(param)
     param_groups = [

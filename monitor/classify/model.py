@@ -111,18 +111,31 @@ class MultiTaskModel(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-6)
 
+    def features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pooled sentence vectors ``[batch, hidden]`` the heads read (before dropout)."""
+        out = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        )
+        return self.pool(out.last_hidden_state, attention_mask)
+
+    def logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each head's logits for pooled vectors from :meth:`features`."""
+        pooled = self.dropout(features)
+        temps = self.meta.temperatures
+        return {task: head(pooled) / temps.get(task, 1.0) for task, head in self.heads.items()}
+
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        out = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        )
-        pooled = self.dropout(self.pool(out.last_hidden_state, attention_mask))
-        temps = self.meta.temperatures
-        return {task: head(pooled) / temps.get(task, 1.0) for task, head in self.heads.items()}
+        return self.logits(self.features(input_ids, attention_mask, token_type_ids))
 
 
 def build_model(

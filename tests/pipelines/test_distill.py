@@ -10,7 +10,13 @@ import torch
 
 from monitor.classify.model import build_model, load_model, save_model
 from pipelines.config import load_config
-from pipelines.distill import distill_loss, ensemble_targets, teacher_targets
+from pipelines.distill import (
+    FEATURES,
+    distill_loss,
+    ensemble_targets,
+    standardise,
+    teacher_targets,
+)
 from pipelines.errors import TrainConfigError
 from pipelines.labels import TWITTER_TOPICS
 from pipelines.predict import predict_probs
@@ -235,3 +241,95 @@ def test_a_missing_teacher_model_dir_is_named_before_training(tmp_path: Path) ->
     with pytest.raises(TrainConfigError, match=r"teacher_base_model.*fetch_teacher_model"):
         train(config, tmp_path / "m", frames=toy_frames(), progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_distill_temperature_softens_both_sides_and_keeps_the_gradient_scale() -> None:
+    logits = torch.tensor([[3.0, 0.0, -2.0]], requires_grad=True)
+    teacher_logits = torch.tensor([[2.0, 1.0, -1.0]])
+    soft = {"s": teacher_logits.softmax(-1)}
+    at_two = distill_loss({"s": logits}, soft, temperature=2.0)
+    # Hinton et al.: T^2 times the cross-entropy of the two softmaxes at T.
+    expected = -(teacher_logits / 2).softmax(-1) * (logits / 2).log_softmax(-1)
+    assert at_two.item() == pytest.approx(4.0 * expected.sum().item(), rel=1e-5)
+    assert distill_loss({"s": logits}, soft, temperature=1.0).item() == pytest.approx(
+        distill_loss({"s": logits}, soft).item()
+    )
+    # Matching the teacher's logits is still the minimum at any temperature.
+    assert distill_loss({"s": teacher_logits}, soft, 3.0) < distill_loss({"s": logits}, soft, 3.0)
+    with pytest.raises(TrainConfigError, match="distill_temperature"):
+        load_config(None, distill_temperature=0.5)
+
+
+def test_standardise_gives_each_dimension_mean_zero_and_unit_spread() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(loc=[5.0, -2.0, 0.0], scale=[3.0, 0.1, 1.0], size=(500, 3))
+    vectors[:, 2] = 7.0  # a constant dimension stays finite
+    out = standardise(vectors)
+    np.testing.assert_allclose(out[:, :2].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out[:, :2].std(axis=0), 1.0, rtol=1e-4)
+    assert np.isfinite(out).all() and out.dtype == np.float32
+
+
+def test_teacher_features_are_its_pooled_vectors(tiny_base: Path, tmp_path: Path) -> None:
+    teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT}, max_length_tokens=24)
+    teacher.eval()
+    save_model(teacher, tokenizer, tmp_path / "teacher")
+    out = teacher_targets(
+        tmp_path / "teacher",
+        TEXTS,
+        {"sentiment": SENTIMENT},
+        max_length_tokens=24,
+        batch_size=2,
+        device=torch.device("cpu"),
+        features=True,
+    )
+    assert out[FEATURES].shape == (len(TEXTS), teacher.encoder.config.hidden_size)
+    enc = tokenizer(TEXTS[1], return_tensors="pt")
+    with torch.inference_mode():
+        own = teacher.features(enc["input_ids"], enc["attention_mask"])[0].numpy()
+    np.testing.assert_allclose(out[FEATURES][1], own, rtol=1e-4, atol=1e-5)
+    assert set(
+        teacher_targets(
+            tmp_path / "teacher",
+            TEXTS,
+            {"sentiment": SENTIMENT},
+            max_length_tokens=24,
+            batch_size=2,
+            device=torch.device("cpu"),
+        )
+    ) == {"sentiment"}
+
+
+def test_feature_distillation_options_checked() -> None:
+    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*needs a teacher"):
+        load_config(None, feature_distill_weight=0.5)
+    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*exactly one teacher"):
+        load_config(None, feature_distill_weight=0.5, self_distill=True, teachers=2)
+    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*exactly one teacher"):
+        load_config(None, feature_distill_weight=0.5, teacher=("a", "b"))
+    assert load_config(None, feature_distill_weight=0.5, teacher="a").feature_distill_weight == 0.5
+
+
+def test_feature_distillation_trains_a_map_the_export_leaves_out(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    """The student learns the teacher's sentence vectors through a linear map of its own; the
+    map trains with the model (and is in its checkpoints) but the export is the plain format,
+    and the exported student still classifies its own training data."""
+    config = tiny_config(
+        tiny_base,
+        epochs=3,
+        self_distill=True,
+        teacher_epochs=3,
+        feature_distill_weight=1.0,
+        keep_checkpoint=True,
+    )
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    checkpoint = torch.load(
+        tmp_path / "m" / "checkpoint" / "checkpoint.pt", weights_only=False, map_location="cpu"
+    )
+    assert any(k.startswith("feature_proj.") for k in checkpoint["model"])
+    model, _ = load_model(result.model_dir)
+    assert not any(k.startswith("feature_proj") for k in model.state_dict())
+    assert result.metrics["holdout"]["sentiment"]["accuracy"] > 0.6
+    assert result.metrics["holdout"]["topic"]["accuracy"] > 0.6
