@@ -50,27 +50,10 @@ def predict_encoded(
     bf16: bool = False,
 ) -> np.ndarray:
     """Probabilities for already-encoded examples, in their original order."""
-    return predict_encoded_tasks(
-        model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
-    )[task]
-
-
-def predict_encoded_tasks(
-    model: MultiTaskModel,
-    data: Encoded,
-    tasks: Sequence[str],
-    *,
-    batch_size: int,
-    pad_id: int,
-    device: torch.device,
-    bf16: bool = False,
-) -> dict[str, np.ndarray]:
-    """Probabilities of several heads from one encoder pass: ``{task: [len(data), n_labels]}``,
-    under bf16 autocast when ``bf16``."""
     probs, _ = predict_encoded_outputs(
-        model, data, tasks, batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
+        model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
     )
-    return probs
+    return probs[task]
 
 
 def predict_encoded_outputs(
@@ -84,7 +67,8 @@ def predict_encoded_outputs(
     bf16: bool = False,
     features: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """As :func:`predict_encoded_tasks`, plus, when ``features``, the pooled sentence vectors
+    """Probabilities of several heads from one encoder pass, ``{task: [len(data), n_labels]}``
+    under bf16 autocast when ``bf16``, and, when ``features``, the pooled sentence vectors
     ``[len(data), hidden]`` (float32) from the same pass."""
     out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
     hidden = int(model.encoder.config.hidden_size)
