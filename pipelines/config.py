@@ -96,10 +96,6 @@ class TrainConfig:
     # larger encoder of another family teaches the small one that is exported and served.
     teacher_base_model: str | None = None
     teacher_lr: float | None = None
-    # Freeze the encoder's embeddings and its bottom N layers (pipelines.freeze; None: train all,
-    # 0: the embeddings alone): cheaper steps. ``teacher_freeze_layers`` does it for the teachers.
-    freeze_layers: int | None = None
-    teacher_freeze_layers: int | None = None
     # Evaluate, select and export an exponential moving average of the weights (e.g. 0.999).
     ema_decay: float | None = None
     # Task-adaptive pretraining: this many epochs of masked-LM training on the run's training
@@ -157,21 +153,6 @@ class TrainConfig:
             ("teacher_lr", self.teacher_lr is None or self.teacher_lr > 0, "must be > 0"),
             ("teacher_base_model", self.teacher_base_model != "", "names a dir, hub id or package"),
             ("teachers", self.teachers >= 1, "must be >= 1"),
-            (
-                "freeze_layers",
-                self.freeze_layers is None or self.freeze_layers >= 0,
-                "must be >= 0",
-            ),
-            (
-                "freeze_layers",
-                self.freeze_layers is None or self.lora_rank is None,
-                "cannot be used with lora_rank (LoRA already freezes the encoder)",
-            ),
-            (
-                "teacher_freeze_layers",
-                self.teacher_freeze_layers is None or self.teacher_freeze_layers >= 0,
-                "must be >= 0",
-            ),
             ("teacher", self.teacher != (), "needs one or more directories"),
             ("augment_rate", 0 <= self.augment_rate <= 1, "must be in [0, 1]"),
             ("transfer_copies", self.transfer_copies >= 0, "must be >= 0 (0: none)"),

@@ -29,7 +29,6 @@ from pipelines.config import TrainConfig
 from pipelines.distill import FEATURES, ensemble_targets, standardise
 from pipelines.errors import TrainConfigError
 from pipelines.export import export_model, test_metrics, update_card
-from pipelines.freeze import freeze_bottom
 from pipelines.linear_teacher import linear_targets, mix_targets
 from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
@@ -183,7 +182,6 @@ def build_run(config: TrainConfig, frames: Mapping[str, pd.DataFrame] | None) ->
         dropout=config.dropout,
     )
     model = apply_lora(model, config)
-    freeze_bottom(model, config.freeze_layers)
     model.to(device)  # before the optimiser: fused AdamW needs its parameters on the device
     train_data = encode(
         tokenizer,
@@ -316,7 +314,6 @@ def _teacher(
             feature_distill_weight=0.0,
             base_model=config.teacher_base_model or config.base_model,
             lr=config.teacher_lr or config.lr,
-            freeze_layers=config.teacher_freeze_layers,
             epochs=config.teacher_epochs,
             max_minutes=config.teacher_max_minutes,
             seed=config.seed + index,
