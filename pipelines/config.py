@@ -62,6 +62,9 @@ class TrainConfig:
     grad_clip_norm: float = 1.0
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = 0.1
+    # Start each head as a logistic regression fitted on the frozen encoder's pooled vectors of
+    # the training texts (LP-FT, pipelines.probe) instead of at random; teachers do the same.
+    probe_init: bool = False
     # Soft targets (Szegedy et al.): curbs over-confident probabilities, which the alerts read.
     label_smoothing: float = 0.0
     # Fit a softmax temperature per task on the holdout after training (keeps every argmax).

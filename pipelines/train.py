@@ -34,6 +34,7 @@ from pipelines.loop import Holdout, LoopState, TrainLoop, restore
 from pipelines.lora import apply_lora
 from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
+from pipelines.probe import init_heads_from_probe
 from pipelines.schedule import planned_steps
 from pipelines.transfer import concat, transfer_texts, unlabelled
 
@@ -111,6 +112,15 @@ def train(
         extra = unlabelled(token_ids(tokenizer, copies, config.max_length_tokens), list(tasks))
         train_data, train_texts = concat(train_data, extra), train_texts + copies
         logger.info("transfer set: %d perturbed copies labelled by the teachers", len(copies))
+    if config.probe_init and not resume:
+        init_heads_from_probe(
+            model,
+            parts.train_data,
+            pad_id=int(tokenizer.pad_token_id or 0),
+            device=device,
+            bf16=bf16,
+            seed=config.seed,
+        )
     optimizer = build_optimizer(model, config)
     checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
     state = initial_state(len(train_data), config)
