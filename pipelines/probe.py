@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from monitor.classify.model import MultiTaskModel
-from pipelines.batching import IGNORE, Encoded, collate, eval_batches
-from pipelines.precision import autocast
+from pipelines.batching import IGNORE, Encoded
+from pipelines.predict import predict_encoded_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -34,31 +34,6 @@ INVERSE_REGULARISATION = 1.0
 MAX_ITERATIONS = 2000
 # Logit bias of a class no training example carries: the probe never predicts it at the start.
 ABSENT_CLASS_BIAS = -10.0
-
-
-@torch.no_grad()
-def pooled_features(
-    model: MultiTaskModel,
-    data: Encoded,
-    *,
-    pad_id: int,
-    device: torch.device,
-    bf16: bool,
-    batch_size: int = 128,
-) -> np.ndarray:
-    """``[n, hidden]`` float32 pooled vectors of every example (eval mode, no dropout)."""
-    was_training = model.training
-    model.eval()
-    hidden = int(model.encoder.config.hidden_size)
-    out = np.zeros((len(data), hidden), dtype=np.float32)
-    try:
-        with autocast(device, bf16):
-            for index in eval_batches(data.lengths(), batch_size):
-                inputs, _ = collate(data, index, pad_id, device)
-                out[index] = model.features(**inputs).float().cpu().numpy()
-    finally:
-        model.train(was_training)
-    return out
 
 
 def probe_weights(
@@ -101,7 +76,10 @@ def init_heads_from_probe(
     """Set every head of ``model`` to a linear probe fitted on its task's labelled examples in
     ``data``; returns each probe's training accuracy. Blocking."""
     started = time.monotonic()
-    features = pooled_features(model, data, pad_id=pad_id, device=device, bf16=bf16)
+    _, pooled = predict_encoded_outputs(
+        model, data, [], batch_size=128, pad_id=pad_id, device=device, bf16=bf16, features=True
+    )
+    features = cast(np.ndarray, pooled)  # never None with features=True
     accuracy: dict[str, float] = {}
     for task, module in model.heads.items():
         head = cast(nn.Linear, module)

@@ -10,7 +10,8 @@ import torch
 from monitor.classify.model import build_model
 from pipelines.batching import IGNORE, encode
 from pipelines.labels import SENTIMENT_LABELS, TWITTER_TOPICS
-from pipelines.probe import ABSENT_CLASS_BIAS, init_heads_from_probe, pooled_features, probe_weights
+from pipelines.predict import predict_encoded_outputs
+from pipelines.probe import ABSENT_CLASS_BIAS, init_heads_from_probe, probe_weights
 from pipelines.train import train
 from tests.pipelines.conftest import toy_frames
 from tests.pipelines.test_train import tiny_config
@@ -68,7 +69,12 @@ def test_heads_become_the_probe_of_their_own_task(tiny_base: Path) -> None:
     assert model.training  # the caller's mode is kept
     assert not torch.equal(before, topic_head.weight)
     features = torch.from_numpy(
-        pooled_features(model, data, pad_id=0, device=torch.device("cpu"), bf16=False)
+        cast(
+            np.ndarray,
+            predict_encoded_outputs(
+                model, data, [], batch_size=64, pad_id=0, device=torch.device("cpu"), features=True
+            )[1],
+        )
     )
     for task, chance in (("sentiment", 1 / 3), ("topic", 1 / 4)):
         rows = data.labels[task] != IGNORE
