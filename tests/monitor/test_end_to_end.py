@@ -75,6 +75,18 @@ def _value(text: str, prefix: str) -> float:
     )
 
 
+def _wait_until_aggregated(port: int, items: int, timeout_sec: float) -> None:
+    """Until the aggregator has counted ``items`` (windowed or late), or fail."""
+    deadline = time.monotonic() + timeout_sec
+    while time.monotonic() < deadline:
+        text = _scrape(port)
+        seen = _value(text, "finmon_aggregate_items_total{")
+        if seen + _value(text, "finmon_aggregate_late_items_total{") >= items:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the aggregator counted fewer than {items} items in {timeout_sec} s")
+
+
 def test_burst_makes_exactly_one_alert_and_counters_match(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -85,7 +97,11 @@ def test_burst_makes_exactly_one_alert_and_counters_match(
         daemon.start()
         try:
             raw = settings.kafka.raw_topic
-            ids = _feed(bs, raw, 0, 250, 6.0)
+            # One item through both consumer groups first: group joins take seconds on a busy
+            # CPU, and items stamped before the aggregator consumes would only count as late.
+            produce(bs, raw, [news(5000, headline=TOPICS[3], published_at=_now())])
+            _wait_until_aggregated(daemon.metrics_port or 0, 1, 60.0)
+            ids = ["n-5000", *_feed(bs, raw, 0, 250, 6.0)]
             produce(bs, raw, (MALFORMED[i % 5] for i in range(50)))
             now = _now()
             produce(
