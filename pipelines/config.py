@@ -64,6 +64,7 @@ class TrainConfig:
     dropout: float = 0.1
     # Start each head as a logistic regression fitted on the frozen encoder's pooled vectors of
     # the training texts (LP-FT, pipelines.probe) instead of at random; teachers do the same.
+    # It helps a time-capped teacher (docs/benchmarks.md, run 14), not a student (run 15).
     probe_init: bool = False
     # Soft targets (Szegedy et al.): curbs over-confident probabilities, which the alerts read.
     label_smoothing: float = 0.0
