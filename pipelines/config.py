@@ -63,9 +63,11 @@ class TrainConfig:
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = 0.1
     # Start each head as a logistic regression fitted on the frozen encoder's pooled vectors of
-    # the training texts (LP-FT, pipelines.probe) instead of at random; teachers do the same.
-    # It helps a time-capped teacher (docs/benchmarks.md, run 14), not a student (run 15).
+    # the training texts (LP-FT, pipelines.probe) instead of at random. It helps a time-capped
+    # teacher (docs/benchmarks.md, run 14), not a student (run 15); self-distillation teachers
+    # follow ``teacher_probe_init`` (None: the same as ``probe_init``).
     probe_init: bool = False
+    teacher_probe_init: bool | None = None
     # Soft targets (Szegedy et al.): curbs over-confident probabilities, which the alerts read.
     label_smoothing: float = 0.0
     # Fit a softmax temperature per task on the holdout after training (keeps every argmax).

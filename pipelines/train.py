@@ -315,6 +315,7 @@ def _teacher(
         logger.info("resume: teacher already exported at %s", teacher_dir)
         card = read_card(teacher_dir)
     else:
+        teacher_probe = config.teacher_probe_init
         teacher_config = replace(
             config,
             self_distill=False,
@@ -324,6 +325,7 @@ def _teacher(
             feature_distill_weight=0.0,
             base_model=config.teacher_base_model or config.base_model,
             lr=config.teacher_lr or config.lr,
+            probe_init=config.probe_init if teacher_probe is None else teacher_probe,
             epochs=config.teacher_epochs,
             max_minutes=config.teacher_max_minutes,
             seed=config.seed + index,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import cast
 
@@ -94,4 +95,28 @@ def test_probe_init_starts_training_ahead(tiny_base: Path, tmp_path: Path) -> No
         config = tiny_config(tiny_base, probe_init=probe, **frozen)
         result = train(config, tmp_path / str(probe), frames=toy_frames(), progress=False)
         scores[probe] = result.metrics["holdout"]["sentiment"]["accuracy"]
+    assert scores[True] > scores[False] + 0.1
+
+
+def test_teacher_probe_init_applies_to_the_teacher_alone(tiny_base: Path, tmp_path: Path) -> None:
+    """``teacher_probe_init`` starts the self-distillation teacher from its probe while the
+    student (``probe_init: false``) starts at random; a frozen teacher shows which it got."""
+    scores = {}
+    for probe in (False, True):
+        config = tiny_config(
+            tiny_base,
+            epochs=1,
+            self_distill=True,
+            teacher_epochs=1,
+            teacher_lr=1e-12,
+            probe_init=False,
+            teacher_probe_init=probe,
+            keep_checkpoint=True,
+        )
+        result = train(config, tmp_path / str(probe), frames=toy_frames(), progress=False)
+        teacher_dir = tmp_path / str(probe) / "teacher"
+        teacher_card = json.loads((teacher_dir / "model_card.json").read_text())
+        assert teacher_card["training_config"]["probe_init"] is probe
+        assert result.card["training_config"]["probe_init"] is False
+        scores[probe] = result.card["teacher"]["metrics"]["holdout"]["sentiment"]["accuracy"]
     assert scores[True] > scores[False] + 0.1
