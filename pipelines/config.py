@@ -81,6 +81,10 @@ class TrainConfig:
     # learns to predict the teacher's (standardised) pooled vector; this weight on that MSE adds
     # to the loss (0: off). One teacher only.
     feature_distill_weight: float = 0.0
+    # Token-level distillation (pipelines.token_distill): the student's last-layer token vectors,
+    # through a linear map dropped at export, learn to predict the teacher's (standardised); this
+    # weight on that MSE adds to the loss (0: off). One teacher only.
+    token_distill_weight: float = 0.0
     # Softens the teacher's and the student's distributions in the distillation term (1: as is).
     distill_temperature: float = 1.0
     # A TF-IDF + logistic-regression teacher (pipelines.linear_teacher) with its share of the
@@ -153,6 +157,23 @@ class TrainConfig:
                 not self.feature_distill_weight
                 or (self.teachers == 1 and len(self.teacher_dirs()) <= 1),
                 "needs exactly one teacher (teachers: 1, one teacher directory)",
+            ),
+            ("token_distill_weight", self.token_distill_weight >= 0, "must be >= 0"),
+            (
+                "token_distill_weight",
+                not self.token_distill_weight
+                or (
+                    (self.teacher is not None or self.self_distill)
+                    and self.teachers == 1
+                    and len(self.teacher_dirs()) <= 1
+                ),
+                "needs exactly one teacher (teacher: DIR, or self_distill: true with teachers: 1)",
+            ),
+            (
+                "token_distill_weight",
+                not self.token_distill_weight or not self.augment_rate,
+                "cannot be used with augment_rate (its typo copies no longer match the teacher's "
+                "tokens); set one of them to 0",
             ),
             ("distill_temperature", self.distill_temperature >= 1, "must be >= 1 (1: as is)"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),

@@ -36,6 +36,7 @@ from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
 from pipelines.scoring import confusion, report
+from pipelines.token_distill import TokenTeacher
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +119,14 @@ class TrainLoop:
         soft_targets: SoftTargets | None = None,
         augmenter: EpochAugmenter | None = None,
         feature_proj: nn.Module | None = None,
+        token_teacher: TokenTeacher | None = None,
     ) -> None:
         if soft_targets is not None:
             check_aligned(soft_targets, train_data)
         self.soft = soft_targets
         self.augmenter = augmenter
         self.feature_proj = feature_proj
+        self.token_teacher = token_teacher
         self.model = model
         self.optimizer = optimizer
         self.config = config
@@ -212,8 +215,14 @@ class TrainLoop:
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
+        tokens_matched = None
         with autocast(self.device, self.bf16):
-            vectors = self.model.features(**inputs)
+            if self.token_teacher is not None:
+                hidden = self.model.encoder(**inputs).last_hidden_state
+                vectors = self.model.pool(hidden, inputs["attention_mask"])
+                tokens_matched = self.token_teacher.loss(hidden, batch)
+            else:
+                vectors = self.model.features(**inputs)
             logits = self.model.logits(vectors)
             projected = self.feature_proj(vectors) if self.feature_proj is not None else None
         loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
@@ -225,6 +234,8 @@ class TrainLoop:
             if projected is not None:
                 matched = feature_loss(projected, targets[FEATURES])
                 loss = loss + self.config.feature_distill_weight * matched
+        if tokens_matched is not None:
+            loss = loss + self.config.token_distill_weight * tokens_matched
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)

@@ -36,6 +36,7 @@ from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.probe import init_heads_from_probe
 from pipelines.schedule import planned_steps
+from pipelines.token_distill import TokenTeacher, aligned_rows, teacher_token_states
 from pipelines.transfer import concat, transfer_texts, unlabelled
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ CHECKPOINT_DIR = "checkpoint"
 ADAPTED_DIR = "adapted"
 # The training-only submodule that maps the student's pooled vector to the teacher's.
 FEATURE_PROJ = "feature_proj"
+TOKEN_PROJ = "token_proj"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
@@ -108,6 +110,9 @@ def train(
     copies = transfer_texts(train_texts, config.transfer_copies, config.seed)
     soft = _teacher_targets(config, tasks, train_texts + copies, device, bf16)
     feature_proj = _feature_projection(model, soft, config, device)
+    token_teacher = _token_teacher(
+        model, train_data, train_texts + copies, config, device=device, bf16=bf16
+    )
     if copies:
         extra = unlabelled(token_ids(tokenizer, copies, config.max_length_tokens), list(tasks))
         train_data, train_texts = concat(train_data, extra), train_texts + copies
@@ -145,6 +150,7 @@ def train(
         soft_targets=soft,
         augmenter=_augmenter(tokenizer, train_texts, train_data, config),
         feature_proj=feature_proj,
+        token_teacher=token_teacher,
     )
     loop.best = best
     if average is not None and loop.average is not None:
@@ -323,6 +329,7 @@ def _teacher(
             linear_teacher={},  # the teachers learn from gold labels alone
             transfer_copies=0,
             feature_distill_weight=0.0,
+            token_distill_weight=0.0,
             base_model=config.teacher_base_model or config.base_model,
             lr=config.teacher_lr or config.lr,
             probe_init=config.probe_init if teacher_probe is None else teacher_probe,
@@ -448,6 +455,34 @@ def _feature_projection(
     return projection
 
 
+def _token_teacher(
+    model: MultiTaskModel,
+    train_data: Encoded,
+    texts: list[str],
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    bf16: bool,
+) -> TokenTeacher | None:
+    """The teacher's token vectors of ``texts`` (the training texts, then any transfer copies, in
+    ``train_data``'s order) and the map from the student's width to the teacher's, registered on
+    the model (``TOKEN_PROJ``) as :func:`_feature_projection` registers its own; None when the
+    term is off."""
+    if config.token_distill_weight <= 0 or config.teacher is None:
+        return None
+    states = teacher_token_states(
+        config.teacher_dirs()[0],
+        texts,
+        max_length_tokens=config.max_length_tokens,
+        batch_size=config.eval_batch_size,
+        device=device,
+        bf16=bf16,
+    )
+    projection = torch.nn.Linear(int(model.encoder.config.hidden_size), states.hidden)
+    model.add_module(TOKEN_PROJ, projection.to(device))
+    return TokenTeacher(states, aligned_rows(states, train_data.lengths()), projection)
+
+
 def _augmenter(
     tokenizer: Any, texts: list[str], data: Encoded, config: TrainConfig
 ) -> EpochAugmenter | None:
@@ -487,7 +522,7 @@ def build_optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.O
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            is_head = name.startswith(("heads.", f"{FEATURE_PROJ}."))
+            is_head = name.startswith(("heads.", f"{FEATURE_PROJ}.", f"{TOKEN_PROJ}."))
             decay = param.ndim > 1 and "LayerNorm" not in name
             groups.setdefault((is_head, decay), []).append(param)
     param_groups = [
