@@ -110,13 +110,11 @@ def train(
     copies = transfer_texts(train_texts, config.transfer_copies, config.seed)
     soft = _teacher_targets(config, tasks, train_texts + copies, device, bf16)
     feature_proj = _feature_projection(model, soft, config, device)
-    token_teacher = _token_teacher(
-        model, train_data, train_texts + copies, config, device=device, bf16=bf16
-    )
     if copies:
         extra = unlabelled(token_ids(tokenizer, copies, config.max_length_tokens), list(tasks))
         train_data, train_texts = concat(train_data, extra), train_texts + copies
         logger.info("transfer set: %d perturbed copies labelled by the teachers", len(copies))
+    token_teacher = _token_teacher(model, train_data, train_texts, config, device=device, bf16=bf16)
     if config.probe_init and not resume:
         init_heads_from_probe(
             model,

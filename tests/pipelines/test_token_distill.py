@@ -133,3 +133,18 @@ def test_token_distillation_trains_a_map_the_export_leaves_out(
             for m in (trained, untrained)
         ]
     assert errors[0] < 0.8 * errors[1]
+
+
+def test_token_distillation_covers_the_transfer_copies(tiny_base: Path, tmp_path: Path) -> None:
+    """The copies join the training set after the teacher's pass over them: every row, copy or
+    not, has the teacher's tokens to learn from."""
+    config = tiny_config(
+        tiny_base,
+        epochs=1,
+        self_distill=True,
+        teacher_epochs=1,
+        transfer_copies=1,
+        token_distill_weight=1.0,
+    )
+    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    assert result.steps > 0
