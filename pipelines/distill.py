@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
-from monitor.classify.model import load_model
+from monitor.classify.model import MultiTaskModel, load_model
 from monitor.errors import ModelLoadError
 from pipelines.batching import Encoded, encode
 from pipelines.errors import TrainConfigError
@@ -28,6 +29,15 @@ logger = logging.getLogger(__name__)
 SoftTargets = Mapping[str, np.ndarray]
 # The key under which the targets carry the teacher's pooled sentence vectors (no task has it).
 FEATURES = "_features"
+
+
+def load_teacher(path: Path) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
+    """An exported finmon model as a teacher; a directory that does not load is a config
+    error naming it."""
+    try:
+        return load_model(path)
+    except ModelLoadError as exc:
+        raise TrainConfigError("teacher", f"cannot load {path} ({exc})") from exc
 
 
 def teacher_targets(
@@ -48,10 +58,7 @@ def teacher_targets(
     Raises TrainConfigError when the teacher lacks a task or its label set differs.
     """
     path = Path(teacher_dir)
-    try:
-        teacher, tokenizer = load_model(path)
-    except ModelLoadError as exc:
-        raise TrainConfigError("teacher", f"cannot load {path} ({exc})") from exc
+    teacher, tokenizer = load_teacher(path)
     teacher.to(device)
     for task, names in labels.items():
         have = teacher.meta.labels.get(task)
@@ -172,6 +179,7 @@ __all__ = [
     "distill_loss",
     "ensemble_targets",
     "feature_loss",
+    "load_teacher",
     "standardise",
     "teacher_targets",
 ]

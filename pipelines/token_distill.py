@@ -19,10 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from monitor.classify.model import load_model
-from monitor.errors import ModelLoadError
 from pipelines.batching import collate, encode, eval_batches
-from pipelines.errors import TrainConfigError
+from pipelines.distill import load_teacher
 from pipelines.precision import autocast
 
 logger = logging.getLogger(__name__)
@@ -59,10 +57,7 @@ def teacher_token_states(
     """The teacher encoder's last-layer vectors of every token of ``texts`` (already
     normalised), each dimension standardised over all tokens. Blocking."""
     path = Path(teacher_dir)
-    try:
-        teacher, tokenizer = load_model(path)
-    except ModelLoadError as exc:
-        raise TrainConfigError("teacher", f"cannot load {path} ({exc})") from exc
+    teacher, tokenizer = load_teacher(path)
     teacher.to(device).eval()
     data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], max_length_tokens)
     lengths = data.lengths()
