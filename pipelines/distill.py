@@ -22,7 +22,7 @@ from monitor.classify.model import MultiTaskModel, load_model
 from monitor.errors import ModelLoadError
 from pipelines.batching import Encoded, encode
 from pipelines.errors import TrainConfigError
-from pipelines.predict import predict_encoded_outputs
+from pipelines.predict import PassOutputs, predict_encoded_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,33 @@ def teacher_targets(
 
     Raises TrainConfigError when the teacher lacks a task or its label set differs.
     """
+    return teacher_pass(
+        teacher_dir,
+        texts,
+        labels,
+        max_length_tokens=max_length_tokens,
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+        features=features,
+    )[0]
+
+
+def teacher_pass(
+    teacher_dir: str | Path,
+    texts: list[str],
+    labels: Mapping[str, tuple[str, ...]],
+    *,
+    max_length_tokens: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+    features: bool = False,
+    tokens: bool = False,
+) -> tuple[dict[str, np.ndarray], PassOutputs]:
+    """:func:`teacher_targets` and the raw outputs of the same single pass over ``texts``,
+    which hold the teacher's last-layer token vectors when ``tokens`` (token distillation
+    reads them from here rather than running the teacher a second time). Blocking."""
     path = Path(teacher_dir)
     teacher, tokenizer = load_teacher(path)
     teacher.to(device)
@@ -67,7 +94,7 @@ def teacher_targets(
         if set(have) != set(names):
             raise TrainConfigError("teacher", f"{path} labels {task} as {have}, not {names}")
     data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], max_length_tokens)
-    probs, vectors = predict_encoded_outputs(
+    outputs = predict_encoded_outputs(
         teacher,
         data,
         list(labels),
@@ -76,13 +103,14 @@ def teacher_targets(
         device=device,
         bf16=bf16,
         features=features,
+        tokens=tokens,
     )
-    out: dict[str, np.ndarray] = {} if vectors is None else {FEATURES: vectors}
+    out: dict[str, np.ndarray] = {} if outputs.pooled is None else {FEATURES: outputs.pooled}
     for task, names in labels.items():
         order = [list(teacher.meta.labels[task]).index(name) for name in names]
-        out[task] = probs[task][:, order].astype(np.float32)
+        out[task] = outputs.probs[task][:, order].astype(np.float32)
     logger.info("teacher %s: %d texts labelled for %s", path, len(texts), ", ".join(labels))
-    return out
+    return out, outputs
 
 
 def ensemble_targets(
@@ -181,5 +209,6 @@ __all__ = [
     "feature_loss",
     "load_teacher",
     "standardise",
+    "teacher_pass",
     "teacher_targets",
 ]

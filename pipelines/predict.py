@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,8 +25,10 @@ def predict_probs(
     max_length_tokens: int | None = None,
     device: torch.device | None = None,
     clean: bool = True,
+    bf16: bool = False,
 ) -> np.ndarray:
-    """Softmax probabilities ``[len(texts), n_labels]`` of one task head. Blocking; no grad.
+    """Softmax probabilities ``[len(texts), n_labels]`` of one task head (under bf16 autocast
+    when ``bf16``). Blocking; no grad.
 
     Texts are normalised as the server does unless ``clean`` is false (already normalised).
     """
@@ -36,7 +39,9 @@ def predict_probs(
     prepared = [normalise(t) for t in texts] if clean else list(texts)
     data = encode(tokenizer, {task: (prepared, np.zeros(len(prepared)))}, [task], length)
     pad_id = int(tokenizer.pad_token_id or 0)
-    return predict_encoded(model, data, task, batch_size=batch_size, pad_id=pad_id, device=device)
+    return predict_encoded(
+        model, data, task, batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
+    )
 
 
 def predict_encoded(
@@ -50,10 +55,23 @@ def predict_encoded(
     bf16: bool = False,
 ) -> np.ndarray:
     """Probabilities for already-encoded examples, in their original order."""
-    probs, _ = predict_encoded_outputs(
+    outputs = predict_encoded_outputs(
         model, data, [task], batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16
     )
-    return probs[task]
+    return outputs.probs[task]
+
+
+@dataclass(frozen=True)
+class PassOutputs:
+    """What one encoder pass over encoded examples gives, in their original order: each head's
+    probabilities ``{task: [n, n_labels]}``; when asked, the pooled sentence vectors ``[n,
+    hidden]``; and the last layer's token vectors, ragged: example ``i`` owns rows
+    ``token_offsets[i]:token_offsets[i + 1]`` of ``token_values`` (all float32)."""
+
+    probs: dict[str, np.ndarray]
+    pooled: np.ndarray | None = None
+    token_values: np.ndarray | None = None
+    token_offsets: np.ndarray | None = None
 
 
 def predict_encoded_outputs(
@@ -66,23 +84,34 @@ def predict_encoded_outputs(
     device: torch.device,
     bf16: bool = False,
     features: bool = False,
-) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Probabilities of several heads from one encoder pass, ``{task: [len(data), n_labels]}``
-    under bf16 autocast when ``bf16``, and, when ``features``, the pooled sentence vectors
-    ``[len(data), hidden]`` (float32) from the same pass."""
+    tokens: bool = False,
+) -> PassOutputs:
+    """Probabilities of several heads from one encoder pass (under bf16 autocast when ``bf16``)
+    and, when ``features`` / ``tokens``, the pooled vectors / last-layer token vectors of the
+    same pass (:class:`PassOutputs`)."""
     out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
     hidden = int(model.encoder.config.hidden_size)
     pooled = np.zeros((len(data), hidden), dtype=np.float32) if features else None
+    lengths = data.lengths()
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = np.zeros((int(offsets[-1]), hidden), dtype=np.float32) if tokens else None
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(device, bf16):
-        for index in eval_batches(data.lengths(), batch_size):
+        for index in eval_batches(lengths, batch_size):
             inputs, _ = collate(data, index, pad_id, device)
-            vectors = model.features(**inputs)
+            states = model.encoder(**inputs).last_hidden_state
+            vectors = model.pool(states, inputs["attention_mask"])
             logits = model.logits(vectors)
             for task in tasks:
                 out[task][index] = torch.softmax(logits[task].float(), dim=-1).cpu().numpy()
             if pooled is not None:
                 pooled[index] = vectors.float().cpu().numpy()
+            if values is not None:
+                batch_states = states.float().cpu().numpy()
+                for row, i in enumerate(index):
+                    values[offsets[i] : offsets[i + 1]] = batch_states[row, : lengths[i]]
     model.train(was_training)
-    return out, pooled
+    if values is None:
+        return PassOutputs(out, pooled)
+    return PassOutputs(out, pooled, values, offsets)

@@ -76,10 +76,10 @@ def init_heads_from_probe(
     """Set every head of ``model`` to a linear probe fitted on its task's labelled examples in
     ``data``; returns each probe's training accuracy. Blocking."""
     started = time.monotonic()
-    _, pooled = predict_encoded_outputs(
+    outputs = predict_encoded_outputs(
         model, data, [], batch_size=128, pad_id=pad_id, device=device, bf16=bf16, features=True
     )
-    features = cast(np.ndarray, pooled)  # never None with features=True
+    features = cast(np.ndarray, outputs.pooled)  # never None with features=True
     accuracy: dict[str, float] = {}
     for task, module in model.heads.items():
         head = cast(nn.Linear, module)

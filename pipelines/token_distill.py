@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-
-from pipelines.batching import collate, encode, eval_batches
-from pipelines.distill import load_teacher
-from pipelines.precision import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -45,36 +40,14 @@ class TokenStates:
         return np.diff(self.offsets)
 
 
-def teacher_token_states(
-    teacher_dir: str | Path,
-    texts: list[str],
-    *,
-    max_length_tokens: int,
-    batch_size: int,
-    device: torch.device,
-    bf16: bool = False,
-) -> TokenStates:
-    """The teacher encoder's last-layer vectors of every token of ``texts`` (already
-    normalised), each dimension standardised over all tokens. Blocking."""
-    path = Path(teacher_dir)
-    teacher, tokenizer = load_teacher(path)
-    teacher.to(device).eval()
-    data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], max_length_tokens)
-    lengths = data.lengths()
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    values = np.zeros((int(offsets[-1]), int(teacher.encoder.config.hidden_size)), np.float32)
-    pad_id = int(tokenizer.pad_token_id or 0)
-    with torch.inference_mode(), autocast(device, bf16):
-        for index in eval_batches(lengths, batch_size):
-            inputs, _ = collate(data, index, pad_id, device)
-            hidden = teacher.encoder(**inputs).last_hidden_state.float().cpu().numpy()
-            for row, i in enumerate(index):
-                values[offsets[i] : offsets[i + 1]] = hidden[row, : lengths[i]]
+def token_states(values: np.ndarray, offsets: np.ndarray) -> TokenStates:
+    """The teacher's last-layer token vectors (ragged, as :class:`TokenStates` lays them out,
+    from :func:`pipelines.distill.teacher_pass`), each dimension standardised over all tokens
+    and stored as float16. Standardises ``values`` in place."""
     mean = values.mean(axis=0, keepdims=True)
     std = np.maximum(values.std(axis=0, keepdims=True), 1e-6)
     values -= mean
     values /= std
-    logger.info("teacher %s: token vectors of %d texts (%d tokens)", path, len(texts), len(values))
     return TokenStates(values.astype(np.float16), offsets)
 
 
@@ -138,6 +111,6 @@ __all__ = [
     "TokenTeacher",
     "aligned_rows",
     "batch_token_targets",
-    "teacher_token_states",
     "token_loss",
+    "token_states",
 ]

@@ -74,7 +74,7 @@ def test_heads_become_the_probe_of_their_own_task(tiny_base: Path) -> None:
             np.ndarray,
             predict_encoded_outputs(
                 model, data, [], batch_size=64, pad_id=0, device=torch.device("cpu"), features=True
-            )[1],
+            ).pooled,
         )
     )
     for task, chance in (("sentiment", 1 / 3), ("topic", 1 / 4)):

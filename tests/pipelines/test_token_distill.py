@@ -9,14 +9,15 @@ import torch
 from monitor.classify.model import build_model, load_model, save_model
 from pipelines.batching import encode
 from pipelines.config import load_config
+from pipelines.distill import teacher_pass, teacher_targets
 from pipelines.errors import TrainConfigError
 from pipelines.token_distill import (
     TokenStates,
     TokenTeacher,
     aligned_rows,
     batch_token_targets,
-    teacher_token_states,
     token_loss,
+    token_states,
 )
 from pipelines.train import train
 from tests.pipelines.conftest import toy_frames
@@ -47,15 +48,44 @@ def test_targets_line_up_by_position_and_skip_mismatched_texts() -> None:
     assert float(target[2].abs().sum()) == 0.0
 
 
+def _teacher_states(teacher_dir: Path, texts: list[str], batch_size: int) -> TokenStates:
+    _, outputs = teacher_pass(
+        teacher_dir,
+        texts,
+        {},
+        max_length_tokens=24,
+        batch_size=batch_size,
+        device=torch.device("cpu"),
+        tokens=True,
+    )
+    assert outputs.token_values is not None and outputs.token_offsets is not None
+    return token_states(outputs.token_values, outputs.token_offsets)
+
+
 def test_teacher_token_states_are_its_last_layer_standardised(
     tiny_base: Path, tmp_path: Path
 ) -> None:
+    """The labelling pass gives the token vectors too, and the same probabilities as without."""
     teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT}, max_length_tokens=24)
     teacher.eval()
     save_model(teacher, tokenizer, tmp_path / "teacher")
-    states = teacher_token_states(
-        tmp_path / "teacher", TEXTS, max_length_tokens=24, batch_size=2, device=torch.device("cpu")
+    labels = {"sentiment": SENTIMENT}
+    cpu = torch.device("cpu")
+    soft, outputs = teacher_pass(
+        tmp_path / "teacher",
+        TEXTS,
+        labels,
+        max_length_tokens=24,
+        batch_size=2,
+        device=cpu,
+        tokens=True,
     )
+    plain = teacher_targets(
+        tmp_path / "teacher", TEXTS, labels, max_length_tokens=24, batch_size=2, device=cpu
+    )
+    np.testing.assert_allclose(soft["sentiment"], plain["sentiment"], atol=1e-6)
+    assert outputs.token_values is not None and outputs.token_offsets is not None
+    states = token_states(outputs.token_values, outputs.token_offsets)
     lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
     assert states.lengths().tolist() == lengths
     values = states.values.astype(np.float32)
@@ -108,13 +138,7 @@ def test_token_distillation_trains_a_map_the_export_leaves_out(
     student.load_state_dict({k: v for k, v in state.items() if not k.startswith("token_")})
     student.eval()
     texts = toy_frames()["sentiment"]["text"].tolist()[:64]
-    states = teacher_token_states(
-        tmp_path / "m" / "teacher",
-        texts,
-        max_length_tokens=24,
-        batch_size=16,
-        device=torch.device("cpu"),
-    )
+    states = _teacher_states(tmp_path / "m" / "teacher", texts, batch_size=16)
     data = encode(tokenizer, {"_": (texts, np.zeros(len(texts)))}, ["_"], 24)
     aligned = aligned_rows(states, data.lengths())
     assert aligned.all()
