@@ -48,6 +48,9 @@ def token_states(values: np.ndarray, offsets: np.ndarray) -> TokenStates:
     std = np.maximum(values.std(axis=0, keepdims=True), 1e-6)
     values -= mean
     values /= std
+    logger.info(
+        "token distillation: %d texts, %d teacher token vectors", len(offsets) - 1, len(values)
+    )
     return TokenStates(values.astype(np.float16), offsets)
 
 
