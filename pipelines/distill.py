@@ -40,35 +40,6 @@ def load_teacher(path: Path) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
         raise TrainConfigError("teacher", f"cannot load {path} ({exc})") from exc
 
 
-def teacher_targets(
-    teacher_dir: str | Path,
-    texts: list[str],
-    labels: Mapping[str, tuple[str, ...]],
-    *,
-    max_length_tokens: int,
-    batch_size: int,
-    device: torch.device,
-    bf16: bool = False,
-    features: bool = False,
-) -> dict[str, np.ndarray]:
-    """The teacher's calibrated probabilities ``{task: [len(texts), n_labels]}`` for ``texts``
-    (already normalised), in the student's label order; with ``features``, also its pooled
-    sentence vectors under :data:`FEATURES`. Blocking.
-
-    Raises TrainConfigError when the teacher lacks a task or its label set differs.
-    """
-    return teacher_pass(
-        teacher_dir,
-        texts,
-        labels,
-        max_length_tokens=max_length_tokens,
-        batch_size=batch_size,
-        device=device,
-        bf16=bf16,
-        features=features,
-    )[0]
-
-
 def teacher_pass(
     teacher_dir: str | Path,
     texts: list[str],
@@ -81,9 +52,14 @@ def teacher_pass(
     features: bool = False,
     tokens: bool = False,
 ) -> tuple[dict[str, np.ndarray], PassOutputs]:
-    """:func:`teacher_targets` and the raw outputs of the same single pass over ``texts``,
-    which hold the teacher's last-layer token vectors when ``tokens`` (token distillation
-    reads them from here rather than running the teacher a second time). Blocking."""
+    """The teacher's calibrated probabilities ``{task: [len(texts), n_labels]}`` for ``texts``
+    (already normalised), in the student's label order; with ``features``, also its pooled
+    sentence vectors under :data:`FEATURES`. Second, the raw outputs of the same single pass,
+    which hold the teacher's last-layer token vectors when ``tokens`` (token distillation reads
+    them from here rather than running the teacher again). Blocking.
+
+    Raises TrainConfigError when the teacher lacks a task or its label set differs.
+    """
     path = Path(teacher_dir)
     teacher, tokenizer = load_teacher(path)
     teacher.to(device)
@@ -123,14 +99,16 @@ def ensemble_targets(
     device: torch.device,
     bf16: bool = False,
     features: bool = False,
-) -> dict[str, np.ndarray]:
-    """The mean of several teachers' probabilities (each as :func:`teacher_targets`), and of
-    their features when asked (meaningful for one teacher: the config allows no more). Blocking."""
+    tokens: bool = False,
+) -> tuple[dict[str, np.ndarray], PassOutputs]:
+    """The mean of several teachers' probabilities (each as :func:`teacher_pass`), and of
+    their features or token vectors when asked (meaningful for one teacher: the config allows
+    no more, and the raw outputs returned second are the last teacher's pass). Blocking."""
     if not teacher_dirs:
         raise TrainConfigError("teacher", "no teacher directory given")
     total: dict[str, np.ndarray] = {}
     for path in teacher_dirs:
-        probs = teacher_targets(
+        probs, outputs = teacher_pass(
             path,
             texts,
             labels,
@@ -139,10 +117,12 @@ def ensemble_targets(
             device=device,
             bf16=bf16,
             features=features,
+            tokens=tokens,
         )
         for task, values in probs.items():
             total[task] = total[task] + values if task in total else values
-    return {task: (v / len(teacher_dirs)).astype(np.float32) for task, v in total.items()}
+    mean = {task: (v / len(teacher_dirs)).astype(np.float32) for task, v in total.items()}
+    return mean, outputs
 
 
 def distill_loss(
@@ -210,5 +190,4 @@ __all__ = [
     "load_teacher",
     "standardise",
     "teacher_pass",
-    "teacher_targets",
 ]

@@ -26,7 +26,7 @@ from pipelines.batching import Encoded, encode, token_ids
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import FEATURES, ensemble_targets, standardise, teacher_pass
+from pipelines.distill import FEATURES, ensemble_targets, standardise
 from pipelines.errors import TrainConfigError
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.linear_teacher import linear_targets, mix_targets
@@ -426,33 +426,19 @@ def _teacher_targets(
     the same texts, from the same pass."""
     soft, tokens = None, None
     if config.teacher is not None:
-        labels = {t: d.spec.names for t, d in tasks.items()}
-        features = config.feature_distill_weight > 0
-        if config.token_distill_weight > 0:  # one teacher: the config allows no more
-            soft, outputs = teacher_pass(
-                config.teacher_dirs()[0],
-                texts,
-                labels,
-                max_length_tokens=config.max_length_tokens,
-                batch_size=config.eval_batch_size,
-                device=device,
-                bf16=bf16,
-                features=features,
-                tokens=True,
-            )
-            if outputs.token_values is not None and outputs.token_offsets is not None:
-                tokens = token_states(outputs.token_values, outputs.token_offsets)
-        else:
-            soft = ensemble_targets(
-                config.teacher_dirs(),
-                texts,
-                labels,
-                max_length_tokens=config.max_length_tokens,
-                batch_size=config.eval_batch_size,
-                device=device,
-                bf16=bf16,
-                features=features,
-            )
+        soft, outputs = ensemble_targets(
+            config.teacher_dirs(),
+            texts,
+            {t: d.spec.names for t, d in tasks.items()},
+            max_length_tokens=config.max_length_tokens,
+            batch_size=config.eval_batch_size,
+            device=device,
+            bf16=bf16,
+            features=config.feature_distill_weight > 0,
+            tokens=config.token_distill_weight > 0,  # one teacher: the config allows no more
+        )
+        if outputs.token_values is not None and outputs.token_offsets is not None:
+            tokens = token_states(outputs.token_values, outputs.token_offsets)
         if FEATURES in soft:
             soft[FEATURES] = standardise(soft[FEATURES])
     if not config.linear_teacher:

@@ -16,7 +16,7 @@ from pipelines.distill import (
     distill_loss,
     ensemble_targets,
     standardise,
-    teacher_targets,
+    teacher_pass,
 )
 from pipelines.errors import TrainConfigError
 from pipelines.labels import TWITTER_TOPICS
@@ -49,7 +49,7 @@ def test_teacher_targets_follow_the_students_label_order(tiny_base: Path, tmp_pa
     teacher.eval()
     save_model(teacher, tokenizer, tmp_path / "teacher")
     own = predict_probs(teacher, tokenizer, TEXTS, "sentiment")
-    soft = teacher_targets(
+    soft, _ = teacher_pass(
         tmp_path / "teacher",
         TEXTS,
         {"sentiment": SENTIMENT},
@@ -64,7 +64,7 @@ def test_teacher_without_the_task_is_a_config_error(tiny_base: Path, tmp_path: P
     teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT})
     save_model(teacher, tokenizer, tmp_path / "teacher")
     with pytest.raises(TrainConfigError) as caught:
-        teacher_targets(
+        teacher_pass(
             tmp_path / "teacher",
             TEXTS,
             {"topic": ("Earnings", "Macro")},
@@ -139,13 +139,13 @@ def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path
     cpu = torch.device("cpu")
     labels = {"sentiment": SENTIMENT}
     each = [
-        teacher_targets(
-            tmp_path / n, TEXTS, labels, max_length_tokens=24, batch_size=8, device=cpu
-        )["sentiment"]
+        teacher_pass(tmp_path / n, TEXTS, labels, max_length_tokens=24, batch_size=8, device=cpu)[
+            0
+        ]["sentiment"]
         for n in "ab"
     ]
     assert not np.allclose(each[0], each[1])  # two different teachers
-    mean = ensemble_targets(
+    mean, _ = ensemble_targets(
         [tmp_path / "a", tmp_path / "b"],
         TEXTS,
         labels,
@@ -276,7 +276,7 @@ def test_teacher_features_are_its_pooled_vectors(tiny_base: Path, tmp_path: Path
     teacher.eval()
     save_model(teacher, tokenizer, tmp_path / "teacher")
     label = partial(
-        teacher_targets,
+        teacher_pass,
         tmp_path / "teacher",
         TEXTS,
         {"sentiment": SENTIMENT},
@@ -284,13 +284,13 @@ def test_teacher_features_are_its_pooled_vectors(tiny_base: Path, tmp_path: Path
         batch_size=2,
         device=torch.device("cpu"),
     )
-    out = label(features=True)
+    out, _ = label(features=True)
     assert out[FEATURES].shape == (len(TEXTS), teacher.encoder.config.hidden_size)
     enc = tokenizer(TEXTS[1], return_tensors="pt")
     with torch.inference_mode():
         own = teacher.features(enc["input_ids"], enc["attention_mask"])[0].numpy()
     np.testing.assert_allclose(out[FEATURES][1], own, rtol=1e-4, atol=1e-5)
-    assert set(label()) == {"sentiment"}  # no vectors unless asked
+    assert set(label()[0]) == {"sentiment"}  # no vectors unless asked
 
 
 def test_feature_distillation_options_checked() -> None:

@@ -9,7 +9,7 @@ import torch
 from monitor.classify.model import build_model, load_model, save_model
 from pipelines.batching import encode
 from pipelines.config import load_config
-from pipelines.distill import teacher_pass, teacher_targets
+from pipelines.distill import teacher_pass
 from pipelines.errors import TrainConfigError
 from pipelines.token_distill import (
     TokenStates,
@@ -80,7 +80,7 @@ def test_teacher_token_states_are_its_last_layer_standardised(
         device=cpu,
         tokens=True,
     )
-    plain = teacher_targets(
+    plain, _ = teacher_pass(
         tmp_path / "teacher", TEXTS, labels, max_length_tokens=24, batch_size=2, device=cpu
     )
     np.testing.assert_allclose(soft["sentiment"], plain["sentiment"], atol=1e-6)
