@@ -44,6 +44,8 @@ class Metrics:
     windows_closed: Counter
     e2e_latency_seconds: Histogram
     last_item_timestamp_seconds: Gauge
+    owned_partitions: Gauge
+    stream_partitions: Gauge
     # alerts
     alerts_raised: Counter
     webhook_deliveries: Counter
@@ -154,6 +156,17 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         last_item_timestamp_seconds=Gauge(
             "finmon_aggregate_last_item_timestamp_seconds",
             "Unix time at which the aggregator last counted an item.",
+            registry=reg,
+        ),
+        owned_partitions=Gauge(
+            "finmon_aggregate_owned_partitions",
+            "Partitions of news.scored this aggregator owns (fewer than the topic has: its ticker "
+            "and overall windows miss the other partitions' items).",
+            registry=reg,
+        ),
+        stream_partitions=Gauge(
+            "finmon_aggregate_stream_partitions",
+            "Partitions news.scored has, as the aggregator last saw at a rebalance.",
             registry=reg,
         ),
         alerts_raised=Counter(

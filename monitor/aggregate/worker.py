@@ -8,7 +8,10 @@ records since the last commit are replayed; the aggregator's persisted id set dr
 already counted.
 
 Records are keyed by topic, so with several aggregators each topic's windows live in exactly one of
-them; the ``overall`` key then covers only this aggregator's partitions.
+them, but the ticker and ``overall`` windows of each cover only its own partitions. Hence one
+aggregator per deployment: at every rebalance the worker exports how many partitions of
+``news.scored`` it owns against how many there are, and warns when it owns fewer (the
+``FinMonAggregatorPartial`` alert watches the two gauges).
 """
 
 from __future__ import annotations
@@ -134,6 +137,21 @@ class AggregateWorker:
         self._dead.clear()
         return True
 
+    def note_ownership(self, owned: int, total: int, *, warn: bool = True) -> None:
+        """Export how much of the scored stream this aggregator counts; warn (at an assignment,
+        not while partitions are taken away) when it is not all of it."""
+        self.metrics.owned_partitions.set(owned)
+        self.metrics.stream_partitions.set(total)
+        if warn and owned < total:
+            logger.warning(
+                "this aggregator owns %d of the %d partitions of %s: its topic windows are whole "
+                "(records are keyed by topic), its ticker and overall windows count only these "
+                "partitions' items; run one aggregator per deployment",
+                owned,
+                total,
+                self.kafka.scored_topic,
+            )
+
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Drop uncommitted offsets of partitions this worker no longer owns."""
         for tp in partitions:
@@ -175,6 +193,22 @@ class _CheckpointOnRevoke(ConsumerRebalanceListener):
         if revoked:
             self.worker.tick(self.consumer)
             self.worker.forget(revoked)
+            self._note_ownership(lost=revoked)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("aggregating partitions %s", sorted(str(tp) for tp in assigned))
+        self._note_ownership(gained=assigned)
+
+    def _note_ownership(
+        self, gained: Sequence[TopicPartition] = (), lost: Sequence[TopicPartition] = ()
+    ) -> None:
+        """Owned = the consumer's assignment (plus what the callback names: under the eager
+        protocol it is the whole new assignment, under the cooperative one the partitions added),
+        less what is being revoked."""
+        if self.consumer is None:
+            return
+        topic = self.worker.kafka.scored_topic
+        owned = (set(self.consumer.assignment()) | set(gained)) - set(lost)
+        total = len(self.consumer.partitions_for_topic(topic) or ())
+        count = sum(1 for tp in owned if tp.topic == topic)
+        self.worker.note_ownership(count, total, warn=not lost)

@@ -1,9 +1,13 @@
-"""The aggregate role on the real broker: unreadable records are dead-lettered, sinks isolated."""
+"""The aggregate role on the real broker: unreadable records are dead-lettered, sinks isolated,
+a second aggregator in the group is reported as a split of the stream."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +17,7 @@ from monitor.aggregate.engine import Aggregator
 from monitor.aggregate.worker import AggregateWorker
 from monitor.broker import EmbeddedBroker
 from monitor.contract import DLQ_REASON_HEADER
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, build_metrics
 from monitor.settings import AggregateSettings
 from tests.kafka_helpers import drain, produce, unique_kafka_settings
 
@@ -70,3 +74,45 @@ def test_a_failing_sink_does_not_stop_the_others(metrics: Metrics) -> None:
     worker.deliver(event)
     assert got == [event]
     assert metrics.registry.get_sample_value("finmon_alerts_sink_errors_total") == 1
+
+
+def _owned(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("finmon_aggregate_owned_partitions") or 0.0
+
+
+def _wait(condition: Callable[[], bool], timeout_sec: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_sec
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return condition()
+
+
+def test_a_second_aggregator_in_the_group_is_reported_partial(
+    broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    kafka = unique_kafka_settings(broker.bootstrap_servers)  # news.scored with 3 partitions
+    first, second = build_metrics(), build_metrics()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=AggregateWorker(kafka, Aggregator(AggregateSettings(), metrics=m), m).run,
+            args=(stop,),
+        )
+        for m in (first, second)
+    ]
+    caplog.set_level(logging.WARNING, logger="monitor.aggregate.worker")
+    try:
+        threads[0].start()
+        alone = _wait(lambda: _owned(first) == 3)
+        stream = first.registry.get_sample_value("finmon_aggregate_stream_partitions")
+        threads[1].start()
+        split = _wait(lambda: _owned(first) + _owned(second) == 3 and 0 < _owned(second) < 3)
+        shares = (_owned(first), _owned(second))
+    finally:
+        stop.set()
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(30)
+    assert alone and stream == 3, "the only aggregator owns all 3 partitions"
+    assert split and 0 < shares[0] < 3, shares
+    assert f"of the 3 partitions of {kafka.scored_topic}" in caplog.text
