@@ -40,11 +40,9 @@ def test_metrics(
     tasks: Mapping[str, TaskData],
     config: TrainConfig,
     device: torch.device,
-    *,
-    bf16: bool = False,
 ) -> dict[str, Any]:
-    """Scores on the configured test files (report only; nothing is selected on them), under
-    bf16 autocast when ``bf16``."""
+    """Scores on the configured test files (report only; nothing is selected on them), in fp32
+    as ``finmon evaluate`` scores them."""
     out: dict[str, Any] = {}
     for task, data in tasks.items():
         if data.test is None:
@@ -57,7 +55,6 @@ def test_metrics(
             batch_size=config.eval_batch_size,
             device=device,
             clean=False,
-            bf16=bf16,
         )
         truth = data.test["label"].to_numpy()
         rep = report(confusion(truth, probs.argmax(axis=1), len(data.spec.names)), data.spec.names)
