@@ -404,7 +404,9 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
     temperatures = {}
     for task, holdout in loop.holdouts.items():
         if len(holdout.data):
-            probs = loop.holdout_probs(task, holdout)
+            probs = loop.best_holdout_probs.get(task)
+            if probs is None:  # resumed after the best state was scored
+                probs = loop.holdout_probs(task, holdout)
             temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
     return temperatures
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -10,10 +11,13 @@ import torch
 
 from monitor.classify.model import build_model, load_model, read_card, save_model
 from pipelines.batching import IGNORE
+from pipelines.calibrate import fit_temperature
 from pipelines.errors import CheckpointError
 from pipelines.evaluate import EvalOptions, evaluate
 from pipelines.loop import masked_loss
+from pipelines.precision import use_bf16
 from pipelines.predict import predict_probs
+from pipelines.prepare import load_tasks
 from pipelines.train import TrainConfig, train
 from tests.pipelines.conftest import toy_frames
 
@@ -119,6 +123,29 @@ def test_card_test_metrics_match_evaluate_on_exported_model(
         assert scored["accuracy"] == pytest.approx(card["metrics"]["test"][task]["accuracy"])
         assert scored["macro_f1"] == pytest.approx(card["metrics"]["test"][task]["macro_f1"])
         assert Path(scored["files"]["confusion_png"]).stat().st_size > 0
+
+
+def test_temperatures_are_fitted_on_the_exported_state(tiny_base: Path, tmp_path: Path) -> None:
+    """The fit reads the holdout probabilities kept from the best evaluation: they must be the
+    exported weights' own (a stale or later state's probabilities would give other values)."""
+    frames = toy_frames(seed=3)
+    config = tiny_config(tiny_base, epochs=4, evals_per_epoch=2)
+    result = train(config, tmp_path / "m", frames=frames, progress=False)
+    model, tokenizer = load_model(result.model_dir)
+    model.meta = replace(model.meta, temperatures={})
+    bf16 = use_bf16(config.precision, torch.device("cpu"))
+    for task, data in load_tasks(config, frames).items():
+        probs = predict_probs(
+            model,
+            tokenizer,
+            data.holdout["text"].tolist(),
+            task,
+            batch_size=config.eval_batch_size,
+            clean=False,
+            bf16=bf16,
+        )
+        expected = fit_temperature(probs, data.holdout["label"].to_numpy())
+        assert result.card["metrics"]["temperatures"][task] == pytest.approx(expected, rel=1e-3)
 
 
 def test_time_budget_stops_early_and_exports(tiny_base: Path, tmp_path: Path) -> None:
