@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +18,7 @@ from monitor.contract import DLQ_REASON_HEADER
 from monitor.metrics import Metrics, build_metrics
 from monitor.settings import AggregateSettings
 from tests.kafka_helpers import drain, produce, unique_kafka_settings
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +79,6 @@ def _owned(metrics: Metrics) -> float:
     return metrics.registry.get_sample_value("finmon_aggregate_owned_partitions") or 0.0
 
 
-def _wait(condition: Callable[[], bool], timeout_sec: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_sec
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return condition()
-
-
 def test_a_second_aggregator_in_the_group_is_reported_partial(
     broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -103,10 +95,12 @@ def test_a_second_aggregator_in_the_group_is_reported_partial(
     caplog.set_level(logging.WARNING, logger="monitor.aggregate.worker")
     try:
         threads[0].start()
-        alone = _wait(lambda: _owned(first) == 3)
+        alone = wait_until(lambda: _owned(first) == 3, 60.0, 0.2)
         stream = first.registry.get_sample_value("finmon_aggregate_stream_partitions")
         threads[1].start()
-        split = _wait(lambda: _owned(first) + _owned(second) == 3 and 0 < _owned(second) < 3)
+        split = wait_until(
+            lambda: _owned(first) + _owned(second) == 3 and 0 < _owned(second) < 3, 60.0, 0.2
+        )
         shares = (_owned(first), _owned(second))
     finally:
         stop.set()

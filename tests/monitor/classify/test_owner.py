@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 from monitor.classify.batcher import BatchPolicy
 from monitor.classify.owner import Job, ModelOwner
 from monitor.contract import Prediction
 from tests.keyword_classifier import KeywordClassifier
+from tests.polling import wait_until
 
 
 class GatedClassifier(KeywordClassifier):
@@ -27,15 +27,6 @@ class GatedClassifier(KeywordClassifier):
         return super().predict(texts)
 
 
-def _wait(predicate, timeout_sec: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_sec
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_inbox_is_bounded_and_everything_comes_back() -> None:
     clf = GatedClassifier()
     policy = BatchPolicy(max_batch_items=4, max_batch_tokens=1000, max_wait_ms=0, max_queue_items=4)
@@ -49,7 +40,7 @@ def test_inbox_is_bounded_and_everything_comes_back() -> None:
     assert accepted < 100, "a full inbox must refuse work"
     assert accepted <= 4 + 4 + 4  # inbox + batcher + the batch in the model
     clf.gate.set()
-    assert _wait(lambda: owner.pending == 0)
+    assert wait_until(lambda: owner.pending == 0)
     results = owner.results()
     owner.stop()
     assert sorted(job.context for job, _ in results) == list(range(accepted))
