@@ -40,7 +40,3 @@ class ModelLoadError(FinMonError):
         self.path = path
         self.problem = problem
         super().__init__(f"cannot load model from {path!r}: {problem}")
-
-
-class BrokerError(FinMonError):
-    """The broker did not acknowledge a produce or commit in time; the worker retries the batch."""

@@ -9,7 +9,6 @@ alerts and still teaches the volume baseline what quiet looks like.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +22,6 @@ from monitor.aggregate.windows import (
     top_headlines,
     window_start,
 )
-
-WatchFactory = Callable[[KeyId], dict[str, Watch]]
 
 
 @dataclass

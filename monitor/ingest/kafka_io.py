@@ -69,23 +69,10 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
         admin.close()
 
 
-def next_offsets(records: Mapping[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
-    """The offset to commit per partition: one past the last record seen."""
-    return {tp: batch[-1].offset + 1 for tp, batch in records.items() if batch}
-
-
 def commit(consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
     """Synchronously commit ``offsets``; raises KafkaError when the group rejects it."""
     if offsets:
         consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
-
-
-def rewind(consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
-    """Seek each partition back so the records from ``offsets`` on are redelivered."""
-    assigned = consumer.assignment()
-    for tp, offset in offsets.items():
-        if tp in assigned:
-            consumer.seek(tp, offset)
 
 
 def lag(consumer: KafkaConsumer) -> int | None:

@@ -20,8 +20,6 @@ from monitor.settings import AggregateSettings
 from tests.kafka_helpers import drain, produce, unique_kafka_settings
 from tests.polling import wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def _scored(i: int) -> bytes:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -32,6 +30,7 @@ def _scored(i: int) -> bytes:
     }).encode()  # fmt: skip
 
 
+@pytest.mark.integration
 def test_unreadable_scored_records_go_to_the_dlq(broker: EmbeddedBroker, metrics: Metrics) -> None:
     kafka = unique_kafka_settings(broker.bootstrap_servers)
     aggregator = Aggregator(AggregateSettings(window_ms=1_000), metrics=metrics)
@@ -79,6 +78,7 @@ def _owned(metrics: Metrics) -> float:
     return metrics.registry.get_sample_value("finmon_aggregate_owned_partitions") or 0.0
 
 
+@pytest.mark.integration
 def test_a_second_aggregator_in_the_group_is_reported_partial(
     broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
