@@ -41,6 +41,9 @@ DLQ_REASONS: tuple[str, ...] = (
     "bad_published_at",
     "too_many_tickers",
     "model_error",
+    # news.scored records the aggregate role refuses (monitor/aggregate/labels.py, engine.py)
+    "bad_number",
+    "future_event_time",
 )
 
 

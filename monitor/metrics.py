@@ -41,6 +41,7 @@ class Metrics:
     # aggregate
     items_aggregated: Counter
     late_items: Counter
+    future_items: Counter
     windows_closed: Counter
     e2e_latency_seconds: Histogram
     last_item_timestamp_seconds: Gauge
@@ -138,6 +139,13 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         late_items=Counter(
             "finmon_aggregate_late_items_total",
             "Items whose event time was behind the watermark (reported, not windowed).",
+            ["topic"],
+            registry=reg,
+        ),
+        future_items=Counter(
+            "finmon_aggregate_future_items_total",
+            "Items dated beyond aggregate.max_future_ms ahead of the clock (dead-lettered, not "
+            "windowed).",
             ["topic"],
             registry=reg,
         ),

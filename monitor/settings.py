@@ -145,8 +145,16 @@ class AggregateSettings(_Frozen):
     max_ticker_series: int = Field(default=200, ge=0)
     # Ids remembered (and persisted) to skip at-least-once redeliveries.
     max_tracked_ids: int = Field(default=200_000, ge=1)
-    # Event times further ahead of the wall clock are clamped to it (producer clock skew).
+    # Items dated further ahead of the wall clock are `future`: not windowed, dead-lettered
+    # (reason future_event_time). Nearer ones (producer clock skew) wait in their own windows.
     max_future_ms: int = Field(default=300_000, ge=0)
+    # Event time is the N-th highest event time seen (capped at the wall clock): N items, not one,
+    # move the watermark.
+    watermark_quorum_items: int = Field(default=3, ge=1, le=1_000)
+    # Topics counted under their own name; any other is counted as `other`. Empty: the topic
+    # labels of the model at model.path, else the first max_topic_series topics seen.
+    topic_labels: tuple[str, ...] = ()
+    max_topic_series: int = Field(default=64, ge=1)
     # Empty windows evaluated per quiet gap before the rest of the gap is skipped.
     max_fill_windows: int = Field(default=120, ge=1)
     # SQLite file under state.dir holding windows, baselines, rule states and recent ids.

@@ -250,10 +250,10 @@ def replay_items(
                 since_checkpoint.clear()
             agg = build(MemoryStateStore() if mode == "fresh" else store)
             for old_now, old_batch in since_checkpoint if mode == "crash" else ():
-                duplicates += sum(not agg.add(i, old_now) for i in old_batch)
+                duplicates += sum(agg.add(i, old_now) == "duplicate" for i in old_batch)
                 events.extend(agg.advance(old_now))
         for item in batch:
-            duplicates += not agg.add(item, now_ms)
+            duplicates += agg.add(item, now_ms) == "duplicate"
         items += len(batch)
         events.extend(agg.advance(now_ms))
         since_checkpoint.append((now_ms, batch))

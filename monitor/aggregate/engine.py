@@ -1,10 +1,18 @@
 """The aggregator: scored items in, event-time windows per key, alert transitions out.
 
-Time: ``now_ms`` is the caller's wall clock (injected, so tests and backtests drive it). The
-watermark is the highest event time seen minus ``allowed_lateness_ms``; once no item has arrived
-for ``idle_close_ms`` of wall-clock time it advances with the wall clock, so quiet streams still
-close their windows. An item whose window has already closed is late: it is counted in
-``finmon_aggregate_late_items_total`` and handed to ``on_late``, never silently dropped.
+Time: ``now_ms`` is the caller's wall clock (injected, so tests and backtests drive it). Event
+time is a robust statistic, not the newest item: the ``watermark_quorum_items``-th highest event
+time seen, never ahead of the wall clock. So one item, however dated, cannot move it. The watermark
+is event time minus ``allowed_lateness_ms``; once no item has arrived for ``idle_close_ms`` of
+wall-clock time it advances with the wall clock, so quiet streams still close their windows.
+
+An item whose window has already closed is late: it is counted in
+``finmon_aggregate_late_items_total`` and handed to ``on_late``, never silently dropped. An item
+dated more than ``max_future_ms`` ahead of the wall clock is ``future``: it is not windowed and does
+not move event time; it is counted in ``finmon_aggregate_future_items_total`` and the caller
+dead-letters it (:meth:`Aggregator.add` says so). Topics outside the known label set are counted
+under ``other`` (:class:`monitor.aggregate.labels.TopicLabels`), so no record can grow the metric
+families or the tracks without bound.
 
 Commit contract: :meth:`Aggregator.checkpoint` makes every item counted so far durable (open
 windows, baselines, rule states and the ids of counted items). A consumer commits its offsets only
@@ -13,11 +21,13 @@ after it returns; after a crash, redelivered items already in the checkpoint are
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client.registry import Collector
 
@@ -31,6 +41,7 @@ from alerts.detectors import (
 )
 from alerts.events import AlertEvent, Headline
 from alerts.rules import AlertPolicy, RuleState, Watch
+from monitor.aggregate.labels import TopicLabels, known_topics, tracked_tickers
 from monitor.aggregate.store import SqliteStateStore, StateStore
 from monitor.aggregate.track import KeyTrack
 from monitor.aggregate.windows import OVERALL_KEY, KeyId, WindowStats, window_end, window_start
@@ -42,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1
 LateCallback = Callable[[ScoredItem, int], None]
+# What add() did with an item: windowed, late (reported), duplicate (skipped) or future (refused).
+AddOutcome = Literal["counted", "late", "duplicate", "future"]
 # Volume surges are watched per topic and per ticker; the overall stream gets the share spike only.
 SURGE_KINDS = ("topic", "ticker")
 
@@ -57,6 +70,7 @@ class Aggregator:
         store: StateStore | None = None,
         top_headlines: int = 5,
         on_late: LateCallback | None = None,
+        topics: Collection[str] = (),
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -67,7 +81,9 @@ class Aggregator:
         self._tickers = 0
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._new_ids: list[str] = []
-        self.max_event_ms: int | None = None
+        # Min-heap of the watermark_quorum_items highest event times seen; its root is event time.
+        self._front_ms: list[int] = []
+        self.topics = TopicLabels(topics, settings.max_topic_series)
         self.watermark_ms: int | None = None
         self.last_item_wall_ms: int | None = None
         # (rule, key_kind, key, severity) -> 1 while firing; kept at 0 after it resolves.
@@ -77,30 +93,63 @@ class Aggregator:
 
     # -- counting ---------------------------------------------------------------------------
 
-    def add(self, item: ScoredItem, now_ms: int) -> bool:
+    def add(self, item: ScoredItem, now_ms: int) -> AddOutcome:
         """Count one scored item. Never blocks.
 
-        Returns False (and counts ``duplicates_skipped``) when ``item.id`` was already counted,
-        True otherwise, including for a late item (reported to the metric and ``on_late``).
-        Event times more than ``max_future_ms`` ahead of ``now_ms`` are clamped to ``now_ms``.
+        Returns ``duplicate`` (and counts ``duplicates_skipped``) when ``item.id`` was already
+        counted; ``future`` when its event time is more than ``max_future_ms`` ahead of
+        ``now_ms`` (counted in ``future_items``, neither windowed nor remembered: the caller
+        dead-letters it); ``late`` when its window has closed (reported to the metric and
+        ``on_late``); ``counted`` otherwise.
         """
         if item.id in self._seen:
             if self.metrics is not None:
                 self.metrics.duplicates_skipped.inc()
-            return False
+            return "duplicate"
+        item = self._bounded(item, now_ms)
+        event_ms = int(item.published_at.timestamp() * 1000)
+        if event_ms > now_ms + self.settings.max_future_ms:
+            self._report_future(item, event_ms, now_ms)
+            return "future"
         self._remember(item.id)
         self.last_item_wall_ms = now_ms
-        event_ms = min(
-            int(item.published_at.timestamp() * 1000), now_ms + self.settings.max_future_ms
-        )
         if self._is_late(event_ms):
             self._report_late(item, event_ms)
-            return True
+            return "late"
         self._count(item, event_ms)
-        if self.max_event_ms is None or event_ms > self.max_event_ms:
-            self.max_event_ms = event_ms
-            self._raise_watermark(event_ms - self.settings.allowed_lateness_ms)
-        return True
+        self._push_event_time(event_ms, now_ms)
+        return "counted"
+
+    @property
+    def event_time_ms(self) -> int | None:
+        """The robust event time: the quorum-th highest event time seen (each capped at the wall
+        clock when it was counted); None until ``watermark_quorum_items`` items were counted."""
+        full = len(self._front_ms) >= self.settings.watermark_quorum_items
+        return self._front_ms[0] if full else None
+
+    def _push_event_time(self, event_ms: int, now_ms: int) -> None:
+        # Never ahead of the wall clock: a skewed producer's items wait in their open windows.
+        event_ms = min(event_ms, now_ms)
+        if len(self._front_ms) < self.settings.watermark_quorum_items:
+            heapq.heappush(self._front_ms, event_ms)
+        elif event_ms > self._front_ms[0]:
+            heapq.heapreplace(self._front_ms, event_ms)
+        else:
+            return
+        if self.event_time_ms is not None:
+            self._raise_watermark(self.event_time_ms - self.settings.allowed_lateness_ms)
+
+    def _bounded(self, item: ScoredItem, now_ms: int) -> ScoredItem:
+        topic = self.topics.label(item.topic, now_ms)
+        tickers = tracked_tickers(item.tickers)
+        if topic == item.topic and tickers == item.tickers:
+            return item
+        return replace(item, topic=topic, tickers=tickers)
+
+    def _report_future(self, item: ScoredItem, event_ms: int, now_ms: int) -> None:
+        logger.debug("future item %s at %d (now %d)", item.id, event_ms, now_ms)
+        if self.metrics is not None:
+            self.metrics.future_items.labels(item.topic).inc()
 
     def _remember(self, item_id: str) -> None:
         self._seen[item_id] = None
@@ -159,17 +208,20 @@ class Aggregator:
 
         Returns the firing and resolved transitions, oldest window first. Never blocks.
         """
-        if self.max_event_ms is None:
+        if not self._front_ms:
             return []
         if self.last_item_wall_ms is None:
             # Just restored: start the idle clock now, so the backlog that piled up while the
             # process was down is counted before quiet windows are closed by idleness.
             self.last_item_wall_ms = now_ms
-        event_wm = self.max_event_ms - self.settings.allowed_lateness_ms
+        # Fewer items than the quorum so far: idleness counts from the oldest of them.
+        event_ms = self._front_ms[0] if self.event_time_ms is None else self.event_time_ms
+        event_wm = event_ms - self.settings.allowed_lateness_ms
         idle_ms = now_ms - self.last_item_wall_ms - self.settings.idle_close_ms
         if idle_ms > 0:
             self._raise_watermark(event_wm + idle_ms)
-        assert self.watermark_ms is not None
+        if self.watermark_ms is None:
+            return []
         events: list[AlertEvent] = []
         for key, track in list(self.tracks.items()):
             closed, fired = track.close_until(
@@ -228,7 +280,7 @@ class Aggregator:
         return {
             "version": SNAPSHOT_VERSION,
             "window_ms": self.settings.window_ms,
-            "max_event_ms": self.max_event_ms,
+            "front_ms": sorted(self._front_ms),
             "watermark_ms": self.watermark_ms,
             "tracks": [[k[0], k[1], t.to_state()] for k, t in self.tracks.items()],
             "active": [[*label, v] for label, v in self.active.items()],
@@ -242,13 +294,18 @@ class Aggregator:
         if snapshot.get("window_ms") != self.settings.window_ms:
             logger.warning("window_ms changed since the last checkpoint: state discarded")
             return
-        self.max_event_ms = snapshot["max_event_ms"]
+        front = snapshot.get("front_ms")
+        if front is None:  # a checkpoint of the version that kept only the highest event time
+            front = [] if snapshot.get("max_event_ms") is None else [snapshot["max_event_ms"]]
+        self._front_ms = sorted(int(t) for t in front)[-self.settings.watermark_quorum_items :]
         self.watermark_ms = snapshot["watermark_ms"]
         for kind, key, state in snapshot["tracks"]:
             track = self._new_track((kind, key), 0)
             track.load_state(state)
             self.tracks[(kind, key)] = track
             self._tickers += kind == "ticker"
+            if kind == "topic":
+                self.topics.admit(key)
         self.active = {(r, k, key, s): int(v) for r, k, key, s, v in snapshot["active"]}
         logger.info("restored %d key tracks and %d ids", len(self.tracks), len(self._seen))
 
@@ -283,11 +340,13 @@ def new_track(
 
 
 def from_settings(settings: Settings, metrics: Metrics | None = None) -> Aggregator:
-    """An aggregator with its SQLite store at ``state.dir/aggregate.state_file``."""
+    """An aggregator with its SQLite store at ``state.dir/aggregate.state_file``, counting the
+    topics of :func:`monitor.aggregate.labels.known_topics` under their own names."""
     store = SqliteStateStore(Path(settings.state.dir) / settings.aggregate.state_file)
     return Aggregator(
         settings.aggregate,
         metrics=metrics,
         store=store,
         top_headlines=settings.alerts.top_headlines,
+        topics=known_topics(settings),
     )

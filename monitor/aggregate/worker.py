@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 
 from alerts.events import AlertEvent
 from monitor.aggregate.engine import Aggregator
+from monitor.aggregate.labels import check_scored
 from monitor.contract import decode_scored
 from monitor.errors import InvalidMessage
 from monitor.ingest import kafka_io
@@ -37,6 +38,7 @@ from monitor.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 TICK_INTERVAL_SEC = 1.0
+REJECT_LOG_INTERVAL_MS = 10_000  # dead-lettered scored records: one warning per interval at most
 
 AlertSink = Callable[[AlertEvent], None]
 
@@ -57,6 +59,7 @@ class AggregateWorker:
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     _dead: list[OutRecord] = field(default_factory=list, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False)
+    _next_warning_ms: int = field(default=0, init=False)
 
     def run(self, stop: threading.Event) -> None:
         """Consume, window, alert, checkpoint, commit until ``stop`` is set."""
@@ -96,16 +99,27 @@ class AggregateWorker:
 
     def _count_one(self, record: RawRecord, now_ms: int) -> None:
         try:
-            item = decode_scored(record.value or b"")
+            item = check_scored(decode_scored(record.value or b""))
         except InvalidMessage as exc:
             # Only a foreign producer can write these: dead-letter them like bad input.
-            logger.warning("unreadable record on %s: %s", self.kafka.scored_topic, exc.detail)
-            self._dead.append(dead_letter(record, self.kafka.dlq_topic, exc.reason, exc.detail))
+            self._reject(record, exc.reason, exc.detail, now_ms)
             return
-        if self.aggregator.add(item, now_ms):
+        outcome = self.aggregator.add(item, now_ms)
+        if outcome == "future":
+            detail = f"published_at {item.published_at.isoformat()} is beyond max_future_ms"
+            self._reject(record, "future_event_time", detail, now_ms)
+        elif outcome != "duplicate":
             latency_sec = max(0.0, now_ms / 1000 - item.ingested_at.timestamp())
             self.metrics.e2e_latency_seconds.observe(latency_sec)
             self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
+
+    def _reject(self, record: RawRecord, reason: str, detail: str, now_ms: int) -> None:
+        if now_ms >= self._next_warning_ms:
+            self._next_warning_ms = now_ms + REJECT_LOG_INTERVAL_MS
+            logger.warning(
+                "record on %s dead-lettered (%s): %s", self.kafka.scored_topic, reason, detail
+            )
+        self._dead.append(dead_letter(record, self.kafka.dlq_topic, reason, detail))
 
     def deliver(self, event: AlertEvent) -> None:
         """Hand the event to every sink; one failing sink neither stops the others nor the role."""

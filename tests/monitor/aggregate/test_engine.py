@@ -102,8 +102,8 @@ def test_normal_traffic_and_thin_night_do_not_fire(make_item: ItemFactory) -> No
 def test_duplicate_ids_are_skipped(make_item: ItemFactory, metrics: Metrics) -> None:
     agg = Aggregator(fast_settings(), metrics=metrics)
     item = make_item(T0_MS, item_id="same")
-    assert agg.add(item, T0_MS) is True
-    assert agg.add(item, T0_MS + 5) is False
+    assert agg.add(item, T0_MS) == "counted"
+    assert agg.add(item, T0_MS + 5) == "duplicate"
     assert metrics.registry.get_sample_value("finmon_aggregate_duplicates_total") == 1
     agg.advance(T0_MS + W + 1_500)  # idle for W + 1.5 s: only window 0 has closed
     last = agg.tracks[("topic", "Earnings")].last
@@ -113,10 +113,12 @@ def test_duplicate_ids_are_skipped(make_item: ItemFactory, metrics: Metrics) -> 
 def test_late_items_are_reported_not_counted(make_item: ItemFactory, metrics: Metrics) -> None:
     late: list[tuple[ScoredItem, int]] = []
     agg = Aggregator(fast_settings(), metrics=metrics, on_late=lambda i, t: late.append((i, t)))
-    agg.add(make_item(T0_MS + 3 * W), T0_MS + 3 * W)  # watermark: 3W - 500 ms
-    assert agg.add(make_item(T0_MS + 2 * W + 1_000), T0_MS + 3 * W) is True  # window still open
+    for n in range(3):  # watermark_quorum_items: three items set event time to 3W
+        agg.add(make_item(T0_MS + 3 * W + n), T0_MS + 3 * W + n)
+    assert agg.watermark_ms == T0_MS + 3 * W - 500
+    assert agg.add(make_item(T0_MS + 2 * W + 1_000), T0_MS + 3 * W) == "counted"  # still open
     straggler = make_item(T0_MS + W + 1_999)  # window [W, 2W) has closed
-    assert agg.add(straggler, T0_MS + 3 * W) is True
+    assert agg.add(straggler, T0_MS + 3 * W) == "late"
     assert late == [(straggler, T0_MS + W + 1_999)]
     assert (
         metrics.registry.get_sample_value(
@@ -126,13 +128,13 @@ def test_late_items_are_reported_not_counted(make_item: ItemFactory, metrics: Me
     )
     agg.advance(T0_MS + 3 * W + 2 * W)
     volumes = [w.volume for w in agg.tracks[("topic", "Earnings")].history]
-    assert volumes == [1, 1]  # windows 2W (in-order straggler) and 3W
+    assert volumes == [1, 3]  # windows 2W (in-order straggler) and 3W
 
 
 def test_windows_close_by_watermark_then_by_idleness(
     make_item: ItemFactory, metrics: Metrics
 ) -> None:
-    agg = Aggregator(fast_settings(), metrics=metrics)
+    agg = Aggregator(fast_settings(watermark_quorum_items=1), metrics=metrics)
     agg.add(make_item(T0_MS + 100), T0_MS + 100)
     agg.add(make_item(T0_MS + W + 400), T0_MS + W + 400)  # watermark W - 100: window 0 open
     assert agg.advance(T0_MS + W + 400) == [] and agg.tracks[("topic", "Earnings")].last is None
@@ -176,7 +178,7 @@ def test_checkpoint_restores_windows_baselines_and_ids(
 
     second = Aggregator(settings, store=SqliteStateStore(path))
     assert second.snapshot() == snapshot
-    assert second.add(make_item(T0_MS + 20 * W + 20, item_id="open-window"), T0_MS) is False
+    assert second.add(make_item(T0_MS + 20 * W + 20, item_id="open-window"), T0_MS) == "duplicate"
 
 
 def test_restart_in_quiet_period_raises_nothing(make_item: ItemFactory) -> None:
@@ -218,7 +220,7 @@ def test_backlog_after_an_outage_is_counted_not_late(
     restart_ms = T0_MS + 105 * W
     assert second.advance(restart_ms) == []
     backlog = [make_item(T0_MS + (5 + i) * W + 100) for i in range(100)]
-    assert all(second.add(item, restart_ms + 50) for item in backlog)
+    assert all(second.add(item, restart_ms + 50) == "counted" for item in backlog)
     assert (
         metrics.registry.get_sample_value(
             "finmon_aggregate_late_items_total", {"topic": "Earnings"}
