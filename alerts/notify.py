@@ -3,9 +3,11 @@
 :meth:`WebhookNotifier.submit` only writes to the SQLite outbox (one row per URL, idempotency key
 and status) and returns; it never waits on HTTP. A delivery pass (:meth:`deliver_due`, run by the
 thread that :meth:`start` launches) posts due rows. Retries are declared in :class:`RetryPolicy`:
-5xx answers and :data:`RETRYABLE_EXCEPTIONS` (connection errors, timeouts) are retried with
-exponential backoff and jitter up to ``max_attempts``; any other answer (4xx, 3xx) fails at once.
-One unreachable URL never stalls the caller, only its own rows.
+5xx answers and :data:`RETRYABLE_EXCEPTIONS` (connection errors, timeouts) are retried with capped
+exponential backoff and jitter until the notification is ``max_age_sec`` old (or, when set, after
+``max_attempts``); any other answer (4xx, 3xx) fails at once. Every notification that will never
+be delivered is counted in ``finmon_alerts_webhook_undelivered_total{reason}``. One unreachable
+URL never stalls the caller, only its own rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import httpx
 
@@ -31,6 +33,8 @@ from monitor.settings import AlertSettings
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["ok", "retry", "failed"]
+# Why a notification was not delivered (finmon_alerts_webhook_undelivered_total{reason}).
+Undelivered = Literal["expired", "attempts", "rejected", "dropped", "firing_undelivered"]
 # httpx.TransportError covers ConnectError, every TimeoutException, and protocol errors.
 RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (httpx.TransportError,)
 USER_AGENT = "finmon-webhook/1"
@@ -42,17 +46,34 @@ class RetryPolicy:
     """How often and how patiently a notification is retried.
 
     The n-th retry waits ``min(max_sec, initial_sec * 2**(n-1))`` scaled by a random factor in
-    ``[1 - jitter_ratio, 1]``, so receivers coming back are not hit by every sender at once.
+    ``[1 - jitter_ratio, 1]``, so receivers coming back are not hit by every sender at once. The
+    last retry is at ``max_age_sec`` after the notification was queued; ``max_attempts`` (0: no
+    limit) can stop it sooner.
     """
 
-    max_attempts: int = 8
+    max_attempts: int = 0
     initial_sec: float = 0.5
-    max_sec: float = 60.0
+    max_sec: float = 300.0
     jitter_ratio: float = 0.5
+    max_age_sec: float = 86_400.0
 
     @classmethod
     def from_settings(cls, settings: AlertSettings) -> RetryPolicy:
-        return cls(settings.max_attempts, settings.backoff_initial_sec, settings.backoff_max_sec)
+        return cls(
+            max_attempts=settings.max_attempts,
+            initial_sec=settings.backoff_initial_sec,
+            max_sec=settings.backoff_max_sec,
+            max_age_sec=settings.max_age_sec,
+        )
+
+    def next_attempt_sec(
+        self, attempts: int, created_sec: float, now_sec: float, rng: random.Random
+    ) -> float | None:
+        """When to try again after ``attempts`` failed tries; None to give up."""
+        deadline = created_sec + self.max_age_sec
+        if now_sec >= deadline or (self.max_attempts and attempts >= self.max_attempts):
+            return None
+        return min(deadline, now_sec + self.delay_sec(attempts, rng))
 
     def delay_sec(self, attempts: int, rng: random.Random) -> float:
         """Wait before the next try, after ``attempts`` (>= 1) failed tries."""
@@ -103,6 +124,8 @@ class WebhookNotifier:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
+        for reason in get_args(Undelivered):  # exported at 0, so increase() sees the first one
+            metrics.webhook_undelivered.labels(reason=reason)
         self._refresh_depth()
 
     @property
@@ -125,8 +148,10 @@ class WebhookNotifier:
         for url in self._settings.webhook_urls:
             result = self._outbox.put(url, event.idempotency_key, event.status, body, now)
             if result.dropped:
-                logger.warning("webhook outbox full: dropped %d oldest rows", result.dropped)
+                logger.error("webhook outbox full: dropped %d oldest rows", result.dropped)
                 self._metrics.webhook_deliveries.labels(outcome="dropped").inc(result.dropped)
+                self._undelivered("dropped", result.dropped)
+            self._count_orphans(result.orphaned, event.idempotency_key)
         self._refresh_depth()
         self._wake.set()
 
@@ -147,19 +172,46 @@ class WebhookNotifier:
         attempts = row.attempts + 1
         outcome, detail = self._post(row, attempts)
         now = self._clock()
-        if outcome == "retry" and attempts >= self._policy.max_attempts:
-            outcome, detail = "failed", f"gave up after {attempts} attempts: {detail}"
         if outcome == "ok":
             self._outbox.mark_delivered(row.id, attempts, now)
             logger.debug("webhook %s %s delivered to %s", row.idempotency_key, row.status, row.url)
         elif outcome == "retry":
-            next_sec = now + self._policy.delay_sec(attempts, self._rng)
-            self._outbox.mark_retry(row.id, attempts, next_sec, detail)
-            logger.info("webhook to %s will be retried (attempt %d): %s", row.url, attempts, detail)
+            next_sec = self._policy.next_attempt_sec(attempts, row.created_sec, now, self._rng)
+            if next_sec is None:
+                outcome = "failed"
+                self._give_up(row, attempts, now, detail)
+            else:
+                self._outbox.mark_retry(row.id, attempts, next_sec, detail)
+                logger.info(
+                    "webhook to %s will be retried (attempt %d): %s", row.url, attempts, detail
+                )
         else:
-            self._outbox.mark_failed(row.id, attempts, now, detail)
-            logger.error("webhook %s to %s failed: %s", row.idempotency_key, row.url, detail)
+            self._fail(row, attempts, now, detail, "rejected")
         self._metrics.webhook_deliveries.labels(outcome=outcome).inc()
+
+    def _give_up(self, row: OutboxRow, attempts: int, now: float, detail: str) -> None:
+        expired = now >= row.created_sec + self._policy.max_age_sec
+        age = f"{(now - row.created_sec) / 3600:.1f} h old" if expired else "max_attempts"
+        message = f"gave up after {attempts} attempts ({age}): {detail}"
+        self._fail(row, attempts, now, message, "expired" if expired else "attempts")
+
+    def _fail(
+        self, row: OutboxRow, attempts: int, now: float, detail: str, reason: Undelivered
+    ) -> None:
+        orphaned = self._outbox.mark_failed(row.id, attempts, now, detail)
+        logger.error(
+            "webhook %s %s to %s failed: %s", row.idempotency_key, row.status, row.url, detail
+        )
+        self._undelivered(reason)
+        self._count_orphans(orphaned, row.idempotency_key)
+
+    def _count_orphans(self, orphaned: int, key: str) -> None:
+        if orphaned:
+            logger.error("webhook %s: resolved notification not sent, its firing one failed", key)
+            self._undelivered("firing_undelivered", orphaned)
+
+    def _undelivered(self, reason: Undelivered, count: int = 1) -> None:
+        self._metrics.webhook_undelivered.labels(reason=reason).inc(count)
 
     def _post(self, row: OutboxRow, attempts: int) -> tuple[Outcome, str]:
         headers = {

@@ -4,7 +4,11 @@ A row is committed before :meth:`Outbox.put` returns, so a notification survives
 and process restarts. Rows move ``pending -> delivered`` or ``pending -> failed``; finished rows are
 kept for ``retention_sec`` so a re-submitted event is not sent twice, then purged. The number of
 pending rows is bounded: past ``max_pending`` the oldest pending row is marked failed (dropped).
-All methods are thread-safe and block only on local disk.
+
+Order per (url, idempotency key): a resolved row is not due while its firing row is pending, and
+once the firing row has failed (given up, refused or dropped) the resolved row fails with it
+(:data:`ORPHAN_ERROR`), even when it is put later. A receiver never learns that an alert ended
+without having heard that it began. All methods are thread-safe and block only on local disk.
 """
 
 from __future__ import annotations
@@ -44,10 +48,19 @@ o.state = 'pending' AND NOT EXISTS (
       AND p.idempotency_key = o.idempotency_key AND p.id < o.id)
 """
 _DUE = f"""
-SELECT id, url, idempotency_key, status, body, attempts FROM outbox AS o
+SELECT id, url, idempotency_key, status, body, attempts, created_sec FROM outbox AS o
 WHERE {_UNBLOCKED} AND next_attempt_sec <= ? ORDER BY id LIMIT ?
 """
 _PENDING = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+ORPHAN_ERROR = "its firing notification was not delivered"
+# Pending rows whose firing row (same url and key, older) has failed: they fail with it.
+_ORPHANS = """
+UPDATE outbox SET state = 'failed', last_error = ?, finished_sec = ?
+WHERE state = 'pending' AND status != 'firing' AND EXISTS (
+    SELECT 1 FROM outbox AS f
+    WHERE f.url = outbox.url AND f.idempotency_key = outbox.idempotency_key
+      AND f.status = 'firing' AND f.state = 'failed' AND f.id < outbox.id)
+"""
 _NEXT_DUE = f"SELECT MIN(next_attempt_sec) FROM outbox AS o WHERE {_UNBLOCKED}"
 
 
@@ -61,14 +74,17 @@ class OutboxRow:
     status: str
     body: bytes
     attempts: int
+    created_sec: float
 
 
 @dataclass(frozen=True, slots=True)
 class PutResult:
-    """What :meth:`Outbox.put` did: ``inserted`` is False for a duplicate."""
+    """What :meth:`Outbox.put` did: ``inserted`` is False for a duplicate; ``dropped`` pending
+    rows were failed to keep the bound; ``orphaned`` rows failed because their firing row had."""
 
     inserted: bool
     dropped: int
+    orphaned: int = 0
 
 
 class Outbox:
@@ -98,8 +114,13 @@ class Outbox:
                 " next_attempt_sec) VALUES (?, ?, ?, ?, ?, ?)",
                 (url, idempotency_key, status, body, now_sec, now_sec),
             )
-            dropped = self._drop_overflow(now_sec) if cursor.rowcount else 0
-        return PutResult(inserted=cursor.rowcount == 1, dropped=dropped)
+            inserted = cursor.rowcount == 1
+            dropped = self._drop_overflow(now_sec) if inserted else 0
+            orphaned = self._fail_orphans(now_sec) if inserted else 0
+        return PutResult(inserted=inserted, dropped=dropped, orphaned=orphaned)
+
+    def _fail_orphans(self, now_sec: float) -> int:
+        return int(self._db.execute(_ORPHANS, (ORPHAN_ERROR, now_sec)).rowcount)
 
     def _drop_overflow(self, now_sec: float) -> int:
         (pending,) = self._db.execute(_PENDING).fetchone()
@@ -117,7 +138,7 @@ class Outbox:
         """Pending rows whose next attempt time has come, oldest first."""
         with self._lock:
             rows = self._db.execute(_DUE, (now_sec, limit)).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
+        return [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], float(r[6])) for r in rows]
 
     def next_due_sec(self) -> float | None:
         """When the earliest deliverable pending row becomes due; None when nothing is pending."""
@@ -128,15 +149,19 @@ class Outbox:
     def mark_delivered(self, row_id: int, attempts: int, now_sec: float) -> None:
         self._finish(row_id, "delivered", attempts, now_sec, "")
 
-    def mark_failed(self, row_id: int, attempts: int, now_sec: float, error: str) -> None:
-        self._finish(row_id, "failed", attempts, now_sec, error)
+    def mark_failed(self, row_id: int, attempts: int, now_sec: float, error: str) -> int:
+        """Fail the row, and the pending resolved rows of its key if it is a firing row; returns
+        how many of those failed with it."""
+        return self._finish(row_id, "failed", attempts, now_sec, error)
 
-    def _finish(self, row_id: int, state: State, attempts: int, now_sec: float, error: str) -> None:
+    def _finish(self, row_id: int, state: State, attempts: int, now_sec: float, error: str) -> int:
         with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "UPDATE outbox SET state=?, attempts=?, finished_sec=?, last_error=? WHERE id=?",
                 (state, attempts, now_sec, error[:500], row_id),
             )
+            return self._fail_orphans(now_sec) if state == "failed" else 0
 
     def mark_retry(self, row_id: int, attempts: int, next_attempt_sec: float, error: str) -> None:
         with self._lock, self._db:

@@ -50,6 +50,7 @@ class Metrics:
     # alerts
     alerts_raised: Counter
     webhook_deliveries: Counter
+    webhook_undelivered: Counter
     sink_errors: Counter
     webhook_outbox_depth: Gauge
     up: Gauge
@@ -187,6 +188,14 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "finmon_alerts_webhook_deliveries_total",
             "Webhook delivery attempts, by outcome (ok, retry, failed).",
             ["outcome"],
+            registry=reg,
+        ),
+        webhook_undelivered=Counter(
+            "finmon_alerts_webhook_undelivered_total",
+            "Webhook notifications that will never be delivered, by reason (expired: older than "
+            "alerts.max_age_sec; attempts: alerts.max_attempts; rejected: a 4xx/3xx answer; "
+            "dropped: outbox full; firing_undelivered: a resolved whose firing failed).",
+            ["reason"],
             registry=reg,
         ),
         sink_errors=Counter(

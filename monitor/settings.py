@@ -177,9 +177,12 @@ class AlertSettings(_Frozen):
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: SecretStr | None = None
     timeout_sec: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1)
+    # Retry with capped exponential backoff until a notification is max_age_sec old; 0 attempts:
+    # no other limit.
+    max_age_sec: float = Field(default=86_400.0, gt=0)
+    max_attempts: int = Field(default=0, ge=0)
     backoff_initial_sec: float = Field(default=0.5, gt=0)
-    backoff_max_sec: float = Field(default=60.0, gt=0)
+    backoff_max_sec: float = Field(default=300.0, gt=0)
     top_headlines: int = Field(default=5, ge=0, le=50)
     # Durable outbox bounds: pending rows past the cap drop the oldest; finished rows are kept
     # this long so a re-submitted transition is not sent twice.

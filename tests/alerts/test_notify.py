@@ -105,6 +105,63 @@ def test_connection_errors_retry_until_max_attempts(tmp_path: Path, metrics: Met
     assert attempts == 3
     assert _deliveries(metrics, "retry") == 2
     assert _deliveries(metrics, "failed") == 1
+    assert _undelivered(metrics, "attempts") == 1
+
+
+def _undelivered(metrics: Metrics, reason: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "finmon_alerts_webhook_undelivered_total", {"reason": reason}
+    )
+
+
+def test_by_default_retries_run_until_the_alert_is_a_day_old(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    clock = FakeClock()
+    cfg = AlertSettings.model_validate({"webhook_urls": [dead_url()], "timeout_sec": 1.0})
+    notifier = _notifier(cfg, tmp_path, metrics, clock)
+    notifier.submit(event())
+    queued_sec, gaps, last = clock.now_sec, [], clock.now_sec
+    while notifier.outbox.pending_count():
+        if notifier.deliver_due():
+            gaps.append(clock.now_sec - last)
+            last = clock.now_sec
+        next_due = notifier.outbox.next_due_sec()
+        clock.now_sec = next_due if next_due is not None else clock.now_sec
+    notifier.stop()
+    assert _undelivered(metrics, "expired") == 1
+    assert last - queued_sec == 86_400  # the last try is at the deadline, not past it
+    assert max(gaps) <= 300  # capped backoff: never more than 5 minutes apart
+    assert len(gaps) > 86_400 / 300  # so hundreds of attempts, not 8
+    assert _undelivered(metrics, "attempts") == 0
+
+
+def test_retry_deadline_and_attempt_cap() -> None:
+    rng = random.Random(1)
+    policy = RetryPolicy(initial_sec=1, max_sec=300, max_age_sec=1_000)
+    assert policy.next_attempt_sec(20, created_sec=0, now_sec=900, rng=rng) == 1_000
+    assert policy.next_attempt_sec(21, created_sec=0, now_sec=1_000, rng=rng) is None
+    capped = RetryPolicy(max_attempts=3, max_age_sec=1_000)
+    assert capped.next_attempt_sec(2, created_sec=0, now_sec=10, rng=rng) is not None
+    assert capped.next_attempt_sec(3, created_sec=0, now_sec=10, rng=rng) is None
+
+
+def test_a_refused_firing_is_never_followed_by_its_resolved(
+    receiver: WebhookReceiver, tmp_path: Path, metrics: Metrics
+) -> None:
+    clock = FakeClock()
+    notifier = _notifier(settings(receiver.url), tmp_path, metrics, clock)
+    receiver.fail_next(1, 410)
+    notifier.submit(event())
+    notifier.submit(event(status="resolved"))
+    assert notifier.deliver_due() == 1  # the firing row, refused; the resolved one fails with it
+    clock.advance(3600)
+    assert notifier.deliver_due() == 0
+    notifier.submit(event(status="resolved"))  # a replayed transition changes nothing
+    notifier.stop()
+    assert receiver.alerts() == []
+    assert _undelivered(metrics, "rejected") == 1
+    assert _undelivered(metrics, "firing_undelivered") == 1
 
 
 def test_dead_url_does_not_stop_delivery_to_another(
