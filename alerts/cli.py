@@ -24,7 +24,34 @@ def _print_alert(alert: ReceivedAlert) -> None:
     typer.echo(f"{alert.line()} [{mark} {alert.idempotency_key} {alert.path}]")
 
 
+def read_secret(value: str | None, path: Path | None, option: str) -> str | None:
+    """The secret from ``path`` (its first line) or ``value``; ConfigError when both are given
+    or the file is unreadable or empty."""
+    if path is None:
+        return value or None
+    if value:
+        raise ConfigError(option, "is given twice (value and file)", "keep only one of them")
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{option}-file", f"cannot read {path} ({exc})", "fix the path") from exc
+    if not secret:
+        raise ConfigError(f"{option}-file", f"{path} is empty", "write the secret in it")
+    return secret
+
+
+def _warn_if_on_command_line(ctx: typer.Context, name: str, option: str) -> None:
+    source = ctx.get_parameter_source(name)  # typer may carry its own click: compare by name
+    if source is not None and source.name == "COMMANDLINE":
+        typer.echo(
+            f"warning: {option} is visible to every user in `ps`; set its environment variable "
+            f"or pass {option}-file instead",
+            err=True,
+        )
+
+
 def webhook_receiver(
+    ctx: typer.Context,
     *,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 9110,
@@ -33,7 +60,16 @@ def webhook_receiver(
         typer.Option(
             envvar="FINMON_ALERTS__WEBHOOK_SECRET",
             show_envvar=True,
-            help="HMAC secret; when set, unsigned or badly signed requests get 401.",
+            help="HMAC secret; when set, unsigned or badly signed requests get 401. Prefer the "
+            "environment variable or --secret-file: a command-line value shows in `ps`.",
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FINMON_RECEIVER_SECRET_FILE",
+            show_envvar=True,
+            help="Read the HMAC secret from this file (first line).",
         ),
     ] = None,
     bearer_token: Annotated[
@@ -43,6 +79,13 @@ def webhook_receiver(
             help="Also accept unsigned posts carrying this bearer token (Alertmanager).",
         ),
     ] = None,
+    bearer_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FINMON_RECEIVER_BEARER_TOKEN_FILE",
+            help="Read the bearer token from this file (first line).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Append each new alert as one JSON line to this file.")
     ] = None,
@@ -50,16 +93,25 @@ def webhook_receiver(
         float, typer.Option(help="Reject signatures older than this (replays).")
     ] = DEFAULT_TOLERANCE_SEC,
 ) -> None:
-    """Receive FinMon or Alertmanager webhooks: verify, drop duplicates, print and store."""
+    """Receive FinMon or Alertmanager webhooks: verify, drop duplicates, print and store.
+
+    The secret comes from FINMON_ALERTS__WEBHOOK_SECRET or --secret-file (not --secret, which
+    other users can read in `ps`).
+    """
+    _warn_if_on_command_line(ctx, "secret", "--secret")
+    _warn_if_on_command_line(ctx, "bearer_token", "--bearer-token")
+    try:
+        secret = read_secret(secret, secret_file, "--secret")
+        token = read_secret(bearer_token, bearer_token_file, "--bearer-token")
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     config = ReceiverConfig(
-        secret=secret or None,
-        bearer_token=bearer_token or None,
-        out_path=out,
-        tolerance_sec=tolerance_sec,
+        secret=secret, bearer_token=token, out_path=out, tolerance_sec=tolerance_sec
     )
     receiver = WebhookReceiver(host, port, config=config, on_alert=_print_alert)
     receiver.start()
-    auth = "signature required" if secret else "signatures not checked (no --secret)"
+    auth = "signature required" if secret else "signatures not checked (no secret)"
     typer.echo(f"listening on {receiver.url} ({auth}); Ctrl-C to stop", err=True)
     try:
         threading.Event().wait()

@@ -23,10 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_webhook_receiver_command_verifies_prints_and_stores(tmp_path: Path) -> None:
     out = tmp_path / "alerts.jsonl"
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text(SECRET + "\n")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from monitor.cli import main; main()", "webhook-receiver",
-         "--port", "0", "--out", str(out)],
-        env={"FINMON_ALERTS__WEBHOOK_SECRET": SECRET, "PATH": "/usr/bin:/bin"},
+         "--port", "0", "--out", str(out), "--secret-file", str(secret_file)],
+        env={"PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -77,3 +79,29 @@ def test_deploy_render_names_a_missing_value(tmp_path: Path) -> None:
     (src / "x.yml.tmpl").write_text("a: ${A}\nb: ${B}\n")
     with pytest.raises(ConfigError, match="B"):
         render_deploy(src, tmp_path / "out")
+
+
+def test_receiver_secret_from_a_file_and_never_from_ps(tmp_path: Path) -> None:
+    from alerts.cli import read_secret
+
+    path = tmp_path / "secret"
+    path.write_text(SECRET + "\n")
+    assert read_secret(None, path, "--secret") == SECRET
+    assert read_secret("from-env", None, "--secret") == "from-env"
+    assert read_secret("", None, "--secret") is None
+    with pytest.raises(ConfigError, match="given twice"):
+        read_secret("from-env", path, "--secret")
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        read_secret(None, tmp_path / "empty", "--secret")
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_secret(None, tmp_path / "missing", "--secret")
+
+
+def test_receiver_warns_about_a_secret_on_the_command_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["webhook-receiver", "--secret", "x", "--secret-file", str(tmp_path / "missing")]
+    )
+    assert result.exit_code == 2
+    assert "visible to every user in `ps`" in result.output
+    assert "--secret" in result.output and "given twice" in result.output
