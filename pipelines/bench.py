@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,24 +17,30 @@ import torch
 from monitor.classify.quantize import cpu_has_bf16
 from pipelines.config import TrainConfig
 from pipelines.loop import TrainLoop
+from pipelines.plan import build_plan
 from pipelines.precision import training_attention
-from pipelines.train import build_optimizer, build_run, initial_state, resolve_device
+from pipelines.train import (
+    build_optimizer,
+    build_stage,
+    initial_state,
+    make_context,
+    resolve_device,
+)
 
 
 def time_steps(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[str, Any]:
     """Milliseconds per training step (after warmup) and examples/s for ``config.precision``."""
-    parts = build_run(config, None)
-    device, bf16, model, data = parts.device, parts.bf16, parts.model, parts.train_data
+    context = make_context(config, None)
+    device, bf16 = context.device, context.bf16
+    stage = build_plan(config, Path()).student
+    model, _, data = build_stage(stage, context)
     loop = TrainLoop(
         model=model,
         optimizer=build_optimizer(model, config),
         config=config,
-        train_data=data,
-        holdouts={},
-        class_weights={},
-        pad_id=int(parts.tokenizer.pad_token_id or 0),
-        device=device,
-        state=initial_state(len(data), config),
+        stage=stage,
+        data=replace(data, holdouts={}),
+        state=initial_state(len(data.train), config, stage),
         checkpointer=None,
         clock=time.monotonic,
         progress=False,

@@ -38,7 +38,6 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         state: dict[str, Any],
         best: dict[str, torch.Tensor] | None,
-        average: dict[str, Any] | None = None,
     ) -> None:
         """Write the checkpoint (blocking, a few hundred MB at most for MiniLM-sized models)."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -48,7 +47,6 @@ class Checkpointer:
             "optimizer": optimizer.state_dict(),
             "state": state,
             "best": best,
-            "average": average,
             "torch_rng": torch.get_rng_state(),
         }
         tmp = self.file.with_suffix(".tmp")

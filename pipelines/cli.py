@@ -51,24 +51,12 @@ def train_command(
     ] = None,
     seed: Annotated[int | None, Opt(help="Random seed.")] = None,
     holdout_fraction: Annotated[float | None, Opt(help="Share of *_train held out.")] = None,
-    class_weights: Annotated[bool | None, Opt("--class-weights/--no-class-weights")] = None,
-    lora_rank: Annotated[
-        int | None, Opt(help="Train LoRA adapters of this rank (needs peft).")
-    ] = None,
-    teacher: Annotated[
-        str | None,
-        Opt(help="Exported finmon model(s) to distil from, comma-separated (mean of them)."),
-    ] = None,
     teachers: Annotated[
         int | None, Opt(min=1, help="With --self-distill: how many teachers to train.")
     ] = None,
     self_distill: Annotated[
         bool | None,
         Opt("--self-distill/--no-self-distill", help="Train a teacher first, then distil."),
-    ] = None,
-    adapt_epochs: Annotated[
-        float | None,
-        Opt(help="Masked-LM epochs on the training texts before fine-tuning (0: none)."),
     ] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     num_threads: Annotated[int | None, Opt(help="CPU threads for torch.")] = None,
@@ -99,12 +87,8 @@ def train_command(
         "max_minutes": max_minutes,
         "seed": seed,
         "holdout_fraction": holdout_fraction,
-        "class_weights": class_weights,
-        "lora_rank": lora_rank,
-        "teacher": tuple(teacher.split(",")) if teacher and "," in teacher else teacher,
         "teachers": teachers,
         "self_distill": self_distill,
-        "adapt_epochs": adapt_epochs,
         "device": device,
         "num_threads": num_threads,
         "precision": precision,

@@ -22,13 +22,11 @@ from monitor.classify.model import MultiTaskModel, load_model
 from monitor.errors import ModelLoadError
 from pipelines.batching import Encoded, encode
 from pipelines.errors import TrainConfigError
-from pipelines.predict import PassOutputs, predict_encoded_outputs
+from pipelines.predict import predict_encoded_outputs
 
 logger = logging.getLogger(__name__)
 
 SoftTargets = Mapping[str, np.ndarray]
-# The key under which the targets carry the teacher's pooled sentence vectors (no task has it).
-FEATURES = "_features"
 
 
 def load_teacher(path: Path) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
@@ -49,14 +47,9 @@ def teacher_pass(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
-    features: bool = False,
-    tokens: bool = False,
-) -> tuple[dict[str, np.ndarray], PassOutputs]:
+) -> dict[str, np.ndarray]:
     """The teacher's calibrated probabilities ``{task: [len(texts), n_labels]}`` for ``texts``
-    (already normalised), in the student's label order; with ``features``, also its pooled
-    sentence vectors under :data:`FEATURES`. Second, the raw outputs of the same single pass,
-    which hold the teacher's last-layer token vectors when ``tokens`` (token distillation reads
-    them from here rather than running the teacher again). Blocking.
+    (already normalised), in the student's label order, from one pass. Blocking.
 
     Raises TrainConfigError when the teacher lacks a task or its label set differs.
     """
@@ -78,15 +71,13 @@ def teacher_pass(
         pad_id=int(tokenizer.pad_token_id or 0),
         device=device,
         bf16=bf16,
-        features=features,
-        tokens=tokens,
     )
-    out: dict[str, np.ndarray] = {} if outputs.pooled is None else {FEATURES: outputs.pooled}
+    out: dict[str, np.ndarray] = {}
     for task, names in labels.items():
         order = [list(teacher.meta.labels[task]).index(name) for name in names]
         out[task] = outputs.probs[task][:, order].astype(np.float32)
     logger.info("teacher %s: %d texts labelled for %s", path, len(texts), ", ".join(labels))
-    return out, outputs
+    return out
 
 
 def ensemble_targets(
@@ -98,17 +89,13 @@ def ensemble_targets(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
-    features: bool = False,
-    tokens: bool = False,
-) -> tuple[dict[str, np.ndarray], PassOutputs]:
-    """The mean of several teachers' probabilities (each as :func:`teacher_pass`), and of
-    their features or token vectors when asked (meaningful for one teacher: the config allows
-    no more, and the raw outputs returned second are the last teacher's pass). Blocking."""
+) -> dict[str, np.ndarray]:
+    """The mean of several teachers' probabilities (each as :func:`teacher_pass`). Blocking."""
     if not teacher_dirs:
         raise TrainConfigError("teacher", "no teacher directory given")
     total: dict[str, np.ndarray] = {}
     for path in teacher_dirs:
-        probs, outputs = teacher_pass(
+        probs = teacher_pass(
             path,
             texts,
             labels,
@@ -116,13 +103,10 @@ def ensemble_targets(
             batch_size=batch_size,
             device=device,
             bf16=bf16,
-            features=features,
-            tokens=tokens,
         )
         for task, values in probs.items():
             total[task] = total[task] + values if task in total else values
-    mean = {task: (v / len(teacher_dirs)).astype(np.float32) for task, v in total.items()}
-    return mean, outputs
+    return {task: (v / len(teacher_dirs)).astype(np.float32) for task, v in total.items()}
 
 
 def distill_loss(
@@ -152,20 +136,6 @@ def distill_loss(
     return total * temperature**2 / max(count, 1)
 
 
-def standardise(vectors: np.ndarray) -> np.ndarray:
-    """Each dimension to mean 0 and standard deviation 1 over the rows (float32), so that a
-    feature-matching loss weighs every dimension alike whatever the teacher's scale."""
-    mean = vectors.mean(axis=0, keepdims=True)
-    std = vectors.std(axis=0, keepdims=True)
-    return ((vectors - mean) / np.maximum(std, 1e-6)).astype(np.float32)
-
-
-def feature_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between the student's projected vectors and the teacher's
-    standardised ones, averaged over examples and dimensions."""
-    return nn.functional.mse_loss(predicted.float(), target)
-
-
 def batch_targets(
     soft: SoftTargets, index: np.ndarray, device: torch.device
 ) -> dict[str, torch.Tensor]:
@@ -180,14 +150,11 @@ def check_aligned(soft: SoftTargets, data: Encoded) -> None:
 
 
 __all__ = [
-    "FEATURES",
     "SoftTargets",
     "batch_targets",
     "check_aligned",
     "distill_loss",
     "ensemble_targets",
-    "feature_loss",
     "load_teacher",
-    "standardise",
     "teacher_pass",
 ]

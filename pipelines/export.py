@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from monitor.classify.model import CARD_FILE, MultiTaskModel, save_model
 from pipelines.config import TrainConfig
-from pipelines.lora import merge_lora
+from pipelines.plan import FitStage
 from pipelines.predict import predict_probs
 from pipelines.prepare import TaskData
 from pipelines.scoring import confusion, expected_calibration_error, report
@@ -68,18 +68,20 @@ def export_model(
     *,
     tasks: Mapping[str, TaskData],
     config: TrainConfig,
-    out_dir: str | Path,
+    stage: FitStage,
     metrics: Mapping[str, Any],
     run: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Save weights, tokenizer and label maps (monitor's format) plus the card; return the card."""
+    """Save weights, tokenizer and label maps (monitor's format) plus the card into
+    ``stage.out_dir``; return the card."""
+    out_dir = stage.out_dir
     version = version_string(config)
-    plain = merge_lora(model)
-    plain.to("cpu")
-    save_model(plain, tokenizer, out_dir, version=version)
+    model.to("cpu")
+    save_model(model, tokenizer, out_dir, version=version)
     card = {
         "version": version,
-        "base_model": config.base_model,
+        "base_model": stage.base_model,
+        "stage": stage.to_json(),
         "tasks": {t: list(d.spec.names) for t, d in tasks.items()},
         "data": {t: dict(d.stats) for t, d in tasks.items()},
         "training_config": config.to_json(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,24 +18,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from monitor.classify.model import MultiTaskModel
-from pipelines.augment import EpochAugmenter
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import (
-    FEATURES,
-    SoftTargets,
-    batch_targets,
-    check_aligned,
-    distill_loss,
-    feature_loss,
-)
-from pipelines.ema import WeightAverage
+from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.plan import FitStage
 from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
 from pipelines.schedule import BudgetProbe, WarmupLinear, fit_total_steps
 from pipelines.scoring import confusion, report
-from pipelines.token_distill import TokenTeacher
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +63,20 @@ class Holdout:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class LoopData:
+    """What a stage trains on: the encoded training examples, each task's holdout, the pad id,
+    and the teachers' soft targets of the training examples (the student of a distilled run)."""
+
+    train: Encoded
+    holdouts: Mapping[str, Holdout]
+    pad_id: int
+    targets: SoftTargets | None = None
+
+
 def masked_loss(
     logits: Mapping[str, torch.Tensor],
     labels: Mapping[str, torch.Tensor],
-    weights: Mapping[str, torch.Tensor | None],
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Summed cross-entropy over every (example, task) pair that has a label, divided by their
@@ -90,7 +90,6 @@ def masked_loss(
             total = total + nn.functional.cross_entropy(
                 task_logits[mask].float(),
                 target[mask],
-                weight=weights.get(task),
                 reduction="sum",
                 label_smoothing=label_smoothing,
             )
@@ -107,35 +106,25 @@ class TrainLoop:
         model: MultiTaskModel,
         optimizer: torch.optim.Optimizer,
         config: TrainConfig,
-        train_data: Encoded,
-        holdouts: Mapping[str, Holdout],
-        class_weights: Mapping[str, torch.Tensor | None],
-        pad_id: int,
-        device: torch.device,
+        stage: FitStage,
+        data: LoopData,
         state: LoopState,
         checkpointer: Checkpointer | None,
         clock: Callable[[], float],
         progress: bool,
-        soft_targets: SoftTargets | None = None,
-        augmenter: EpochAugmenter | None = None,
-        feature_proj: nn.Module | None = None,
-        token_teacher: TokenTeacher | None = None,
     ) -> None:
-        if soft_targets is not None:
-            check_aligned(soft_targets, train_data)
-        self.soft = soft_targets
-        self.augmenter = augmenter
-        self.feature_proj = feature_proj
-        self.token_teacher = token_teacher
+        if data.targets is not None:
+            check_aligned(data.targets, data.train)
         self.model = model
         self.optimizer = optimizer
         self.config = config
-        self.data = train_data
-        self.holdouts = holdouts
-        self.class_weights = class_weights
-        self.pad_id = pad_id
-        self.device = device
-        self.bf16 = use_bf16(config.precision, device)
+        self.stage = stage
+        self.data = data.train
+        self.holdouts = data.holdouts
+        self.soft = data.targets
+        self.pad_id = data.pad_id
+        self.device = next(model.parameters()).device
+        self.bf16 = use_bf16(config.precision, self.device)
         self.state = state
         self.checkpointer = checkpointer
         self.clock = clock
@@ -144,10 +133,9 @@ class TrainLoop:
         # The holdout probabilities of the best state, as scored: temperature fitting reads them
         # instead of a second pass (38 s for an MPNet teacher here). Empty after a resume.
         self.best_holdout_probs: dict[str, np.ndarray] = {}
-        self.average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-        self.per_epoch = max(1, -(-len(train_data) // config.batch_size))
+        self.per_epoch = max(1, -(-len(self.data) // config.batch_size))
         self.eval_every = max(1, round(self.per_epoch / config.evals_per_epoch))
-        self._lengths = train_data.lengths()
+        self._lengths = self.data.lengths()
         self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
         self._base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
         for group, base in zip(optimizer.param_groups, self._base_lrs, strict=True):
@@ -188,24 +176,19 @@ class TrainLoop:
             self._evaluate(self.state.elapsed_sec)
         if not self.state.stopped and self.state.total_steps < self.state.planned_steps:
             self.state.stopped = (
-                f"time budget of {self.config.max_minutes} min: schedule ended "
+                f"time budget of {self.stage.max_minutes} min: schedule ended "
                 f"at step {self.state.total_steps} of {self.state.planned_steps}"
             )
         self.state.stopped = self.state.stopped or "planned steps done"
         if self.best is None:
-            with self.evaluated_weights():
-                self.best = _cpu_state(self.model)
+            self.best = _cpu_state(self.model)
         return self.best
-
-    def evaluated_weights(self) -> AbstractContextManager[None]:
-        """The weights that are scored, selected and exported: the average when configured."""
-        return self.average.applied() if self.average is not None else nullcontext()
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             self._epoch_cache = (
                 epoch,
-                epoch_batches(self._lengths, self.config.batch_size, self.config.seed + epoch),
+                epoch_batches(self._lengths, self.config.batch_size, self.stage.seed + epoch),
             )
         return self._epoch_cache[1]
 
@@ -213,38 +196,22 @@ class TrainLoop:
         """One optimiser step on the next batch; returns its loss."""
         epoch, index = divmod(self.state.step, self.per_epoch)
         batch = self._batches(epoch)[index]
-        data = self.augmenter.epoch(epoch) if self.augmenter is not None else self.data
-        inputs, labels = collate(data, batch, self.pad_id, self.device)
+        inputs, labels = collate(self.data, batch, self.pad_id, self.device)
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
-        tokens_matched = None
         with autocast(self.device, self.bf16):
-            if self.token_teacher is not None:
-                hidden = self.model.encoder(**inputs).last_hidden_state
-                vectors = self.model.pool(hidden, inputs["attention_mask"])
-                tokens_matched = self.token_teacher.loss(hidden, batch)
-            else:
-                vectors = self.model.features(**inputs)
-            logits = self.model.logits(vectors)
-            projected = self.feature_proj(vectors) if self.feature_proj is not None else None
-        loss = masked_loss(logits, labels, self.class_weights, self.config.label_smoothing)
+            logits = self.model.logits(self.model.features(**inputs))
+        loss = masked_loss(logits, labels, self.config.label_smoothing)
         if self.soft is not None:
             weight = self.config.distill_weight
             targets = batch_targets(self.soft, batch, self.device)
             taught = distill_loss(logits, targets, self.config.distill_temperature)
             loss = (1.0 - weight) * loss + weight * taught
-            if projected is not None:
-                matched = feature_loss(projected, targets[FEATURES])
-                loss = loss + self.config.feature_distill_weight * matched
-        if tokens_matched is not None:
-            loss = loss + self.config.token_distill_weight * tokens_matched
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
         self.optimizer.step()
-        if self.average is not None:
-            self.average.update()
         self.state.step += 1
         return float(loss.detach())
 
@@ -253,12 +220,10 @@ class TrainLoop:
         return step % self.eval_every == 0 or step == self.state.total_steps
 
     def _evaluate(self, elapsed_sec: float) -> None:
-        with self.evaluated_weights():
-            self._score_and_select(elapsed_sec)
+        self._score_and_select(elapsed_sec)
         if self.checkpointer is not None:
             snapshot = {**self.state.__dict__, "elapsed_sec": elapsed_sec}
-            average = self.average.state_dict() if self.average is not None else None
-            self.checkpointer.save(self.model, self.optimizer, snapshot, self.best, average)
+            self.checkpointer.save(self.model, self.optimizer, snapshot, self.best)
 
     def _score_and_select(self, elapsed_sec: float) -> None:
         holdouts = self.holdouts.items()
@@ -308,16 +273,16 @@ class TrainLoop:
         )
 
     def _fit_budget(self, start: float, start_step: int, bar: Any) -> None:
-        if self.config.max_minutes is None:
+        if self.stage.max_minutes is None:
             return
-        budget = self.config.max_minutes * 60.0
+        budget = self.stage.max_minutes * 60.0
         elapsed = self.state.elapsed_sec + self.clock() - start
         done = self.state.step - start_step
         evals = sum(1 for h in self.state.history if h["step"] > start_step)
         sec_per_step = max(self.clock() - start - self._eval_sec, 0.0) / max(done, 1)
         sec_per_eval = self._eval_sec / evals if evals else self._guess_eval_sec(sec_per_step)
         if elapsed + sec_per_eval + EXPORT_RESERVE_SEC >= budget:
-            self.state.stopped = f"time budget of {self.config.max_minutes} min reached"
+            self.state.stopped = f"time budget of {self.stage.max_minutes} min reached"
             return
         if done < self.config.budget_probe_steps or (done % self.config.budget_probe_steps):
             return
@@ -362,4 +327,4 @@ def restore(model: nn.Module, state: StateDict) -> None:
     model.load_state_dict(copy.copy(state))
 
 
-__all__: Sequence[str] = ["Holdout", "LoopState", "TrainLoop", "masked_loss", "restore"]
+__all__: Sequence[str] = ["Holdout", "LoopData", "LoopState", "TrainLoop", "masked_loss", "restore"]

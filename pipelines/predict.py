@@ -64,14 +64,11 @@ def predict_encoded(
 @dataclass(frozen=True)
 class PassOutputs:
     """What one encoder pass over encoded examples gives, in their original order: each head's
-    probabilities ``{task: [n, n_labels]}``; when asked, the pooled sentence vectors ``[n,
-    hidden]``; and the last layer's token vectors, ragged: example ``i`` owns rows
-    ``token_offsets[i]:token_offsets[i + 1]`` of ``token_values`` (all float32)."""
+    probabilities ``{task: [n, n_labels]}`` and, when asked, the pooled sentence vectors ``[n,
+    hidden]`` (float32)."""
 
     probs: dict[str, np.ndarray]
     pooled: np.ndarray | None = None
-    token_values: np.ndarray | None = None
-    token_offsets: np.ndarray | None = None
 
 
 def predict_encoded_outputs(
@@ -84,34 +81,22 @@ def predict_encoded_outputs(
     device: torch.device,
     bf16: bool = False,
     features: bool = False,
-    tokens: bool = False,
 ) -> PassOutputs:
     """Probabilities of several heads from one encoder pass (under bf16 autocast when ``bf16``)
-    and, when ``features`` / ``tokens``, the pooled vectors / last-layer token vectors of the
-    same pass (:class:`PassOutputs`)."""
+    and, when ``features``, the pooled vectors of the same pass (:class:`PassOutputs`)."""
     out = {t: np.zeros((len(data), len(model.meta.labels[t])), dtype=np.float32) for t in tasks}
     hidden = int(model.encoder.config.hidden_size)
     pooled = np.zeros((len(data), hidden), dtype=np.float32) if features else None
-    lengths = data.lengths()
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    values = np.zeros((int(offsets[-1]), hidden), dtype=np.float32) if tokens else None
     was_training = model.training
     model.eval()
     with torch.inference_mode(), autocast(device, bf16):
-        for index in eval_batches(lengths, batch_size):
+        for index in eval_batches(data.lengths(), batch_size):
             inputs, _ = collate(data, index, pad_id, device)
-            states = model.encoder(**inputs).last_hidden_state
-            vectors = model.pool(states, inputs["attention_mask"])
+            vectors = model.features(**inputs)
             logits = model.logits(vectors)
             for task in tasks:
                 out[task][index] = torch.softmax(logits[task].float(), dim=-1).cpu().numpy()
             if pooled is not None:
                 pooled[index] = vectors.float().cpu().numpy()
-            if values is not None:
-                batch_states = states.float().cpu().numpy()
-                for row, i in enumerate(index):
-                    values[offsets[i] : offsets[i + 1]] = batch_states[row, : lengths[i]]
     model.train(was_training)
-    if values is None:
-        return PassOutputs(out, pooled)
-    return PassOutputs(out, pooled, values, offsets)
+    return PassOutputs(out, pooled)

@@ -100,8 +100,7 @@ def _one_task(task: str, raw: pd.DataFrame, name: str, config: TrainConfig) -> T
     test = _test_frame(task, config, spec, stats)
     if test is not None:
         clean = _leakage(clean, test, config, stats)
-    split_seed = config.seed if config.split_seed is None else config.split_seed
-    train, holdout = grouped_split(clean, config.holdout_fraction, split_seed)
+    train, holdout = grouped_split(clean, config.holdout_fraction, config.seed)
     stats.update(train=len(train), holdout=len(holdout))
     logger.info("task %s: %d train, %d holdout rows (%s)", task, len(train), len(holdout), name)
     return TaskData(task, spec, train, holdout, test, stats)

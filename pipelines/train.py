@@ -1,6 +1,10 @@
-"""Fine-tune one multi-task model (shared encoder, topic and sentiment heads) and export it.
+"""Run a training plan (pipelines.plan): each teacher, the labelling pass, then the student.
 
-The programmatic entry point is :func:`train`; ``finmon train`` is a thin CLI over it.
+The programmatic entry point is :func:`train`; ``finmon train`` is a thin CLI over it. The data
+is loaded, cleaned and split once; every stage trains on the same split, so no teacher has seen
+the student's holdout. Each stage is a function of typed inputs (:func:`fit`, :func:`label`)
+and writes one artefact; on ``resume`` every stage follows one rule: a stage that left a
+checkpoint continues from it, a finished one is reused, one not started runs.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,52 +24,42 @@ import torch
 
 from monitor.classify.base import resolve_base_model
 from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
-from pipelines.adapt import adapt_encoder, adapted_result
-from pipelines.augment import EpochAugmenter, tokenizer_fn
-from pipelines.batching import Encoded, encode, token_ids
+from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import FEATURES, ensemble_targets, standardise
-from pipelines.errors import TrainConfigError
+from pipelines.distill import SoftTargets, ensemble_targets
+from pipelines.errors import CheckpointError
 from pipelines.export import export_model, test_metrics, update_card
-from pipelines.linear_teacher import linear_targets, mix_targets
-from pipelines.loop import Holdout, LoopState, TrainLoop, restore
-from pipelines.lora import apply_lora
+from pipelines.loop import Holdout, LoopData, LoopState, TrainLoop, restore
+from pipelines.plan import FitStage, LabelStage, Plan, build_plan
 from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
 from pipelines.probe import init_heads_from_probe
 from pipelines.schedule import planned_steps
-from pipelines.token_distill import TokenStates, TokenTeacher, aligned_rows, token_states
-from pipelines.transfer import concat, transfer_texts, unlabelled
 
 logger = logging.getLogger(__name__)
 
-TEACHER_DIR = "teacher"
 CHECKPOINT_DIR = "checkpoint"
-ADAPTED_DIR = "adapted"
-# The training-only submodule that maps the student's pooled vector to the teacher's.
-FEATURE_PROJ = "feature_proj"
-TOKEN_PROJ = "token_proj"
 
 # Options that may change between a run and its --resume without invalidating the checkpoint.
 RESUMABLE = frozenset(
     {
         "max_minutes",
+        "teacher_max_minutes",
         "budget_probe_steps",
         "keep_checkpoint",
         "num_threads",
         "device",
         "eval_batch_size",
         "version",
-        "extra",
     }
 )
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where the model went and how it scored (``metrics["holdout"]``, ``metrics["test"]``)."""
+    """Where a stage's model went and how it scored (``metrics["holdout"]``, ``["test"]``)."""
 
     model_dir: Path
     metrics: Mapping[str, Any]
@@ -73,6 +67,20 @@ class TrainResult:
     steps: int
     stopped: str
     card: Mapping[str, Any] = field(default_factory=dict)
+    reused: bool = False  # exported by an earlier run and resumed as it was
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every stage of one run shares: its config, the split data, the device."""
+
+    config: TrainConfig
+    tasks: Mapping[str, TaskData]
+    device: torch.device
+    bf16: bool
+    resume: bool
+    progress: bool
+    clock: Callable[[], float]
 
 
 def train(
@@ -92,284 +100,194 @@ def train(
     DataError, TrainConfigError, CheckpointError (on ``resume``) and ModelLoadError (base model).
     """
     config.check_model_dirs()
-    if config.adapt_epochs > 0:
-        return _from_adapted(
-            config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
-        )
-    if config.self_distill and config.teacher is None:
-        return _self_distil(
-            config, Path(out_dir), frames=frames, progress=progress, resume=resume, clock=clock
-        )
-    started, cpu_started = clock(), time.process_time()
-    parts = build_run(config, frames)
-    device, bf16, tasks = parts.device, parts.bf16, parts.tasks
-    model, tokenizer, train_data = parts.model, parts.tokenizer, parts.train_data
-    # Every training text once, in ``encode``'s order (tasks in turn), for teacher and augmenter.
-    train_texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
-    holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    copies = transfer_texts(train_texts, config.transfer_copies, config.seed)
-    soft, tokens = _teacher_targets(config, tasks, train_texts + copies, device, bf16)
-    feature_proj = _feature_projection(model, soft, config, device)
-    if copies:
-        extra = unlabelled(token_ids(tokenizer, copies, config.max_length_tokens), list(tasks))
-        train_data, train_texts = concat(train_data, extra), train_texts + copies
-        logger.info("transfer set: %d perturbed copies labelled by the teachers", len(copies))
-    token_teacher = _token_teacher(model, train_data, tokens, device)
-    if config.probe_init and not resume:
+    started = clock()
+    plan = build_plan(config, Path(out_dir))
+    if resume and not any(_started(stage) for stage in (*plan.teachers, plan.student)):
+        raise CheckpointError(str(out_dir), "nothing to resume there; start without --resume")
+    context = make_context(config, frames, resume=resume, progress=progress, clock=clock)
+    return _run(plan, context, started)
+
+
+def make_context(
+    config: TrainConfig,
+    frames: Mapping[str, pd.DataFrame] | None,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Context:
+    """Threads and device set, the data loaded, cleaned and split: what every stage shares."""
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config)
+    return Context(
+        config=config,
+        tasks=load_tasks(config, frames),
+        device=device,
+        bf16=use_bf16(config.precision, device),
+        resume=resume,
+        progress=progress,
+        clock=clock,
+    )
+
+
+def _run(plan: Plan, context: Context, started: float) -> TrainResult:
+    teachers = [fit(stage, context) for stage in plan.teachers]
+    if plan.labelling is None:
+        return fit(plan.student, context)
+    if not all(t.reused for t in teachers):  # labels of earlier teachers would be stale
+        plan.labelling.out_file.unlink(missing_ok=True)
+    label_started = context.clock()
+    targets = label(plan.labelling, context)
+    # The student's budget covers the labelling pass that feeds it.
+    spent_sec = context.clock() - label_started
+    result = fit(plan.student, context, targets=targets, spent_sec=spent_sec)
+    seconds = context.clock() - started
+    summaries = [_summary(t.card) for t in teachers]
+    several = {"teachers": summaries} if len(summaries) > 1 else {}
+    card = update_card(
+        plan.student.out_dir, teacher=summaries[0], **several, total_seconds=round(seconds, 1)
+    )
+    if not context.config.keep_checkpoint:
+        for stage in plan.teachers:
+            shutil.rmtree(stage.out_dir, ignore_errors=True)
+        plan.labelling.out_file.unlink(missing_ok=True)
+    return replace(result, seconds=seconds, card=card)
+
+
+def _summary(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A teacher's figures as the student's card keeps them (its run without the history)."""
+    run = {k: v for k, v in card["run"].items() if k != "history"}
+    return {"base_model": card.get("base_model"), "metrics": card["metrics"], "run": run}
+
+
+def _started(stage: FitStage) -> bool:
+    return (stage.out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file() or (
+        stage.out_dir / CARD_FILE
+    ).is_file()
+
+
+def label(stage: LabelStage, context: Context) -> SoftTargets:
+    """The teachers' mean probabilities for every training text (tasks in turn, in the order
+    the student encodes them), every task; kept in ``stage.out_file`` and, on resume, read
+    back from there. Blocking."""
+    tasks = context.tasks
+    if context.resume and stage.out_file.is_file():
+        logger.info("resume: teacher labels already in %s", stage.out_file)
+        with np.load(stage.out_file) as saved:
+            return {task: saved[task] for task in tasks}
+    config = context.config
+    targets = ensemble_targets(
+        stage.teacher_dirs,
+        [text for data in tasks.values() for text in data.train["text"].tolist()],
+        {t: d.spec.names for t, d in tasks.items()},
+        max_length_tokens=config.max_length_tokens,
+        batch_size=config.eval_batch_size,
+        device=context.device,
+        bf16=context.bf16,
+    )
+    partial = stage.out_file.with_name(stage.out_file.name + ".partial.npz")
+    np.savez(partial, **targets)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    partial.replace(stage.out_file)
+    return targets
+
+
+def fit(
+    stage: FitStage,
+    context: Context,
+    *,
+    targets: SoftTargets | None = None,
+    spent_sec: float = 0.0,
+) -> TrainResult:
+    """Fine-tune one stage's model on the split data (learning from ``targets`` too when given)
+    and export it to ``stage.out_dir``; ``spent_sec`` counts against its time budget. On
+    resume: continue from the stage's checkpoint, else reuse its export. Blocking."""
+    config = context.config
+    checkpointer = Checkpointer(stage.out_dir / CHECKPOINT_DIR, _fingerprint(config, stage))
+    from_checkpoint = context.resume and checkpointer.file.is_file()
+    if context.resume and not from_checkpoint and (stage.out_dir / CARD_FILE).is_file():
+        return _reuse(stage, checkpointer)
+    logger.info("stage %s: training into %s", stage.name, stage.out_dir)
+    started, cpu_started = context.clock(), time.process_time()
+    model, tokenizer, data = build_stage(stage, context)
+    if stage.probe_init and not from_checkpoint:
         init_heads_from_probe(
             model,
-            parts.train_data,
-            pad_id=int(tokenizer.pad_token_id or 0),
-            device=device,
-            bf16=bf16,
-            seed=config.seed,
+            data.train,
+            pad_id=data.pad_id,
+            device=context.device,
+            bf16=context.bf16,
+            seed=stage.seed,
         )
     optimizer = build_optimizer(model, config)
-    checkpointer = Checkpointer(Path(out_dir) / CHECKPOINT_DIR, _fingerprint(config))
-    state = initial_state(len(train_data), config)
-    best: dict[str, torch.Tensor] | None = None
-    average: dict[str, Any] | None = None
-    if resume:
-        state, best, average = _resume(checkpointer, model, optimizer)
-    state.elapsed_sec += clock() - started  # the time budget covers loading and tokenising too
+    state, best = initial_state(len(data.train), config, stage), None
+    if from_checkpoint:
+        state, best = _resume(checkpointer, model, optimizer)
+    # The time budget covers building and tokenising (and what the caller spent) too.
+    state.elapsed_sec += context.clock() - started + spent_sec
     loop = TrainLoop(
         model=model,
         optimizer=optimizer,
         config=config,
-        train_data=train_data,
-        holdouts=holdouts,
-        class_weights=_class_weights(tasks, config, device),
-        pad_id=int(tokenizer.pad_token_id or 0),
-        device=device,
+        stage=stage,
+        data=replace(data, targets=targets),
         state=state,
         checkpointer=checkpointer,
-        clock=clock,
-        progress=progress,
-        soft_targets=soft,
-        augmenter=_augmenter(tokenizer, train_texts, train_data, config),
-        feature_proj=feature_proj,
-        token_teacher=token_teacher,
+        clock=context.clock,
+        progress=context.progress,
     )
     loop.best = best
-    if average is not None and loop.average is not None:
-        loop.average.load_state_dict(average)
-    with training_attention(model, device, bf16):
+    with training_attention(model, context.device, context.bf16):
         restore(model, loop.run())
-    seconds = clock() - started
     loop.cpu_sec = time.process_time() - cpu_started
-    return _finish(
-        loop,
-        tokenizer=tokenizer,
-        tasks=tasks,
-        out_dir=out_dir,
-        seconds=seconds,
-        checkpointer=checkpointer,
+    result = _finish(loop, tokenizer, context, seconds=context.clock() - started + spent_sec)
+    if not config.keep_checkpoint:
+        checkpointer.remove()
+    return result
+
+
+def _reuse(stage: FitStage, checkpointer: Checkpointer) -> TrainResult:
+    """A stage exported by an earlier run of the same config, as its result; CheckpointError
+    when that run's config differs (as a checkpoint's would)."""
+    card = read_card(stage.out_dir)
+    saved = {**card.get("training_config", {}), "stage": card.get("stage")}
+    expected = checkpointer.fingerprint
+    changed = sorted(k for k in expected if saved.get(k) != expected[k])
+    if changed:
+        raise CheckpointError(str(stage.out_dir), f"exported with a different config ({changed})")
+    logger.info("resume: stage %s already exported at %s", stage.name, stage.out_dir)
+    run = card["run"]
+    return TrainResult(
+        stage.out_dir, card["metrics"], run["seconds"], run["steps"], run["stopped"], card, True
     )
 
 
-@dataclass(frozen=True)
-class RunParts:
-    """What a run trains: the seeded model on its device, its tokenizer, the encoded data."""
-
-    device: torch.device
-    bf16: bool
-    tasks: Mapping[str, TaskData]
-    model: MultiTaskModel
-    tokenizer: Any
-    train_data: Encoded
-
-
-def build_run(config: TrainConfig, frames: Mapping[str, pd.DataFrame] | None) -> RunParts:
-    """Seed, threads, device and precision; the data; the model (LoRA-wrapped when configured)
-    on its device; the training texts tokenised. Blocking."""
-    seed_everything(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = resolve_device(config)
-    bf16 = use_bf16(config.precision, device)
-    tasks = load_tasks(config, frames)
+def build_stage(stage: FitStage, context: Context) -> tuple[MultiTaskModel, Any, LoopData]:
+    """The stage's seeded model on its device, its tokenizer, and the split data encoded with
+    that tokenizer (training examples, each task's holdout). Blocking."""
+    config, tasks = context.config, context.tasks
+    seed_everything(stage.seed)
     model, tokenizer = build_model(
-        resolve_base_model(config.model_source(config.base_model)),
+        resolve_base_model(config.model_source(stage.base_model)),
         {t: d.spec.names for t, d in tasks.items()},
         pooling=config.pooling,
         max_length_tokens=config.max_length_tokens,
         dropout=config.dropout,
     )
-    model = apply_lora(model, config)
-    model.to(device)  # before the optimiser: fused AdamW needs its parameters on the device
+    model.to(context.device)  # before the optimiser: fused AdamW needs its parameters there
     train_data = encode(
         tokenizer,
         {t: (d.train["text"].tolist(), d.train["label"].to_numpy()) for t, d in tasks.items()},
         list(tasks),
         config.max_length_tokens,
     )
-    return RunParts(device, bf16, tasks, model, tokenizer, train_data)
+    holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
+    return model, tokenizer, LoopData(train_data, holdouts, int(tokenizer.pad_token_id or 0))
 
 
-def _from_adapted(
-    config: TrainConfig,
-    out_dir: Path,
-    *,
-    frames: Mapping[str, pd.DataFrame] | None,
-    progress: bool,
-    resume: bool,
-    clock: Callable[[], float],
-) -> TrainResult:
-    """Task-adaptive pretraining into ``<out>/adapted`` (on resume, a finished one is reused),
-    then the whole run, teachers included, from the adapted encoder. The card keeps the original
-    ``base_model`` and training config and adds ``adapted`` (steps, time, masked-LM loss)."""
-    started = clock()
-    adapted_dir = out_dir / ADAPTED_DIR
-    done = adapted_result(adapted_dir) if resume else None
-    if done is None:
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        device = resolve_device(config)
-        tasks = load_tasks(config, frames)  # the student's split: holdout texts stay unseen
-        done = adapt_encoder(
-            resolve_base_model(config.model_source(config.base_model)),
-            [text for data in tasks.values() for text in data.train["text"].tolist()],
-            adapted_dir,
-            epochs=config.adapt_epochs,
-            lr=config.adapt_lr,
-            batch_size=config.batch_size,
-            max_length_tokens=config.max_length_tokens,
-            max_minutes=config.adapt_max_minutes,
-            seed=config.seed,
-            device=device,
-            bf16=use_bf16(config.precision, device),
-            progress=progress,
-            clock=clock,
-        )
-    else:
-        logger.info("resume: adapted encoder already at %s", adapted_dir)
-    inner = replace(config, base_model=str(adapted_dir.resolve()), adapt_epochs=0.0)
-    # Self-distillation resumes each part on its own; a plain run needs its checkpoint.
-    staged = config.self_distill and config.teacher is None
-    checkpoint = (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
-    resume_inner = resume and (staged or checkpoint)
-    result = train(
-        inner, out_dir, frames=frames, progress=progress, resume=resume_inner, clock=clock
-    )
-    seconds = clock() - started
-    card = update_card(
-        out_dir,
-        base_model=config.base_model,
-        training_config=config.to_json(),
-        adapted=asdict(done),
-        total_seconds=round(seconds, 1),
-    )
-    if not config.keep_checkpoint:
-        shutil.rmtree(adapted_dir, ignore_errors=True)
-    return replace(result, seconds=seconds, card=card)
-
-
-def _self_distil(
-    config: TrainConfig,
-    out_dir: Path,
-    *,
-    frames: Mapping[str, pd.DataFrame] | None,
-    progress: bool,
-    resume: bool,
-    clock: Callable[[], float],
-) -> TrainResult:
-    """Born-again training: ``config.teachers`` teachers with this config (seeds ``seed``,
-    ``seed + 1``, ...) under ``<out>/teacher``, ``<out>/teacher-2``, ..., then a student of the
-    same size distilled from their mean probabilities into ``out_dir``. Teachers are removed
-    afterwards unless ``keep_checkpoint``; their figures stay in the student's card (``teacher``:
-    the first, ``teachers``: all of them when there are several)."""
-    started = clock()
-    teacher_dirs = [out_dir / _teacher_name(k) for k in range(config.teachers)]
-    summaries = [
-        _teacher(config, k, path, frames=frames, progress=progress, resume=resume, clock=clock)
-        for k, path in enumerate(teacher_dirs)
-    ]
-    resolved = tuple(str(path.resolve()) for path in teacher_dirs)
-    student = replace(config, teacher=resolved[0] if len(resolved) == 1 else resolved)
-    # A run stopped right after the teachers has no student checkpoint yet: start the student.
-    resume_student = resume and (out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
-    result = train(
-        student, out_dir, frames=frames, progress=progress, resume=resume_student, clock=clock
-    )
-    seconds = clock() - started
-    several = {"teachers": summaries} if len(summaries) > 1 else {}
-    card = update_card(out_dir, teacher=summaries[0], **several, total_seconds=round(seconds, 1))
-    if not config.keep_checkpoint:
-        for path in teacher_dirs:
-            shutil.rmtree(path, ignore_errors=True)
-    return replace(result, seconds=seconds, card=card)
-
-
-def _teacher_name(index: int) -> str:
-    return TEACHER_DIR if index == 0 else f"{TEACHER_DIR}-{index + 1}"
-
-
-def _teacher(
-    config: TrainConfig,
-    index: int,
-    teacher_dir: Path,
-    *,
-    frames: Mapping[str, pd.DataFrame] | None,
-    progress: bool,
-    resume: bool,
-    clock: Callable[[], float],
-) -> dict[str, Any]:
-    """Train (or, on resume, reuse) teacher ``index``; its metrics and run summary."""
-    if resume and (teacher_dir / CARD_FILE).is_file():
-        logger.info("resume: teacher already exported at %s", teacher_dir)
-        card = read_card(teacher_dir)
-    else:
-        teacher_probe = config.teacher_probe_init
-        teacher_config = replace(
-            config,
-            self_distill=False,
-            teachers=1,
-            linear_teacher={},  # the teachers learn from gold labels alone
-            transfer_copies=0,
-            feature_distill_weight=0.0,
-            token_distill_weight=0.0,
-            base_model=config.teacher_base_model or config.base_model,
-            lr=config.teacher_lr or config.lr,
-            probe_init=config.probe_init if teacher_probe is None else teacher_probe,
-            epochs=config.teacher_epochs,
-            max_minutes=config.teacher_max_minutes,
-            seed=config.seed + index,
-            # Every teacher holds out the student's holdout: none of them trains on it.
-            split_seed=config.seed if config.split_seed is None else config.split_seed,
-            # The exported student is what the run is for: its teachers do not spend the
-            # budget on the test files (2 minutes for an MPNet teacher here); `finmon evaluate`
-            # scores a teacher kept with keep_checkpoint.
-            sentiment_test=None,
-            topic_test=None,
-        )
-        logger.info("self-distillation: training teacher %d into %s", index + 1, teacher_dir)
-        # Resume a teacher only where it left a checkpoint (a later teacher may not have started).
-        started = (teacher_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
-        card = dict(
-            train(
-                teacher_config,
-                teacher_dir,
-                frames=frames,
-                progress=progress,
-                resume=resume and started,
-                clock=clock,
-            ).card
-        )
-    run = {k: v for k, v in card["run"].items() if k != "history"}
-    return {"base_model": card.get("base_model"), "metrics": card["metrics"], "run": run}
-
-
-def _finish(
-    loop: TrainLoop,
-    *,
-    tokenizer: Any,
-    tasks: Mapping[str, TaskData],
-    out_dir: str | Path,
-    seconds: float,
-    checkpointer: Checkpointer,
-) -> TrainResult:
-    """Score the test files, export the model and card, drop the checkpoint."""
-    model, config, device, state = loop.model, loop.config, loop.device, loop.state
+def _finish(loop: TrainLoop, tokenizer: Any, context: Context, *, seconds: float) -> TrainResult:
+    """Fit the temperatures, score the test files (the student), export the model and card."""
+    model, config, stage, state = loop.model, loop.config, loop.stage, loop.state
     best = next((h for h in state.history if h["step"] == state.best_step), state.history[-1])
     metrics: dict[str, Any] = {"holdout": best["holdout"], "holdout_score": best["score"]}
     if config.calibrate:
@@ -377,7 +295,8 @@ def _finish(
         model.meta = replace(model.meta, temperatures=temperatures)
         metrics["temperatures"] = temperatures
         logger.info("calibration temperatures (holdout): %s", temperatures)
-    metrics["test"] = test_metrics(model, tokenizer, tasks, config, device)
+    tested = context.tasks if stage.score_tests else {}
+    metrics["test"] = test_metrics(model, tokenizer, tested, config, context.device)
     run = {
         "seconds": round(seconds, 1),
         "cpu_sec": round(loop.cpu_sec, 1),
@@ -385,18 +304,16 @@ def _finish(
         "best_step": state.best_step,
         "epochs": round(state.step / loop.per_epoch, 3),
         "stopped": state.stopped,
-        "device": str(device),
+        "device": str(context.device),
         "precision": "bf16" if loop.bf16 else "fp32",
         "threads": torch.get_num_threads(),
         "history": state.history,
     }
     card = export_model(
-        model, tokenizer, tasks=tasks, config=config, out_dir=out_dir, metrics=metrics, run=run
+        model, tokenizer, tasks=context.tasks, config=config, stage=stage, metrics=metrics, run=run
     )
-    if not config.keep_checkpoint:
-        checkpointer.remove()
-    logger.info("exported %s after %.0f s (%s)", out_dir, seconds, state.stopped)
-    return TrainResult(Path(out_dir), metrics, seconds, state.step, state.stopped, card)
+    logger.info("exported %s after %.0f s (%s)", stage.out_dir, seconds, state.stopped)
+    return TrainResult(stage.out_dir, metrics, seconds, state.step, state.stopped, card)
 
 
 def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
@@ -409,90 +326,6 @@ def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
                 probs = loop.holdout_probs(task, holdout)
             temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
     return temperatures
-
-
-def _teacher_targets(
-    config: TrainConfig,
-    tasks: Mapping[str, TaskData],
-    texts: list[str],
-    device: torch.device,
-    bf16: bool,
-) -> tuple[dict[str, np.ndarray] | None, TokenStates | None]:
-    """The teachers' mean probabilities for every text of ``texts`` (the training texts, then any
-    transfer copies; the linear teacher, which excludes copies, mixed in where configured), or
-    None without any teacher; and, for token distillation, the one teacher's token vectors of
-    the same texts, from the same pass."""
-    soft, tokens = None, None
-    if config.teacher is not None:
-        soft, outputs = ensemble_targets(
-            config.teacher_dirs(),
-            texts,
-            {t: d.spec.names for t, d in tasks.items()},
-            max_length_tokens=config.max_length_tokens,
-            batch_size=config.eval_batch_size,
-            device=device,
-            bf16=bf16,
-            features=config.feature_distill_weight > 0,
-            tokens=config.token_distill_weight > 0,  # one teacher: the config allows no more
-        )
-        if outputs.token_values is not None and outputs.token_offsets is not None:
-            tokens = token_states(outputs.token_values, outputs.token_offsets)
-        if FEATURES in soft:
-            soft[FEATURES] = standardise(soft[FEATURES])
-    if not config.linear_teacher:
-        return soft, tokens
-    missing = sorted(set(config.linear_teacher) - set(tasks))
-    if missing:
-        raise TrainConfigError("linear_teacher", f"no {missing[0]} training data to fit on")
-    linear = linear_targets(tasks, config.linear_teacher, config.seed)
-    return mix_targets(soft, linear, config.linear_teacher), tokens
-
-
-def _feature_projection(
-    model: MultiTaskModel,
-    soft: Mapping[str, np.ndarray] | None,
-    config: TrainConfig,
-    device: torch.device,
-) -> torch.nn.Linear | None:
-    """The linear map from the student's pooled vector to the teacher's, for feature
-    distillation; registered on the model (``FEATURE_PROJ``) so that checkpoints hold it and
-    the optimiser gives it the heads' rate. The export leaves it out (encoder and heads only)."""
-    if soft is None or FEATURES not in soft:
-        return None
-    projection = torch.nn.Linear(int(model.encoder.config.hidden_size), soft[FEATURES].shape[1])
-    model.add_module(FEATURE_PROJ, projection.to(device))
-    return projection
-
-
-def _token_teacher(
-    model: MultiTaskModel,
-    train_data: Encoded,
-    states: TokenStates | None,
-    device: torch.device,
-) -> TokenTeacher | None:
-    """The teacher's token vectors of the training texts (then any transfer copies, in
-    ``train_data``'s order) and the map from the student's width to the teacher's, registered on
-    the model (``TOKEN_PROJ``) as :func:`_feature_projection` registers its own; None when the
-    term is off."""
-    if states is None:
-        return None
-    projection = torch.nn.Linear(int(model.encoder.config.hidden_size), states.hidden)
-    model.add_module(TOKEN_PROJ, projection.to(device))
-    return TokenTeacher(states, aligned_rows(states, train_data.lengths()), projection)
-
-
-def _augmenter(
-    tokenizer: Any, texts: list[str], data: Encoded, config: TrainConfig
-) -> EpochAugmenter | None:
-    if config.augment_rate <= 0:
-        return None
-    return EpochAugmenter(
-        data,
-        texts,
-        tokenizer_fn(tokenizer, config.max_length_tokens),
-        rate=config.augment_rate,
-        seed=config.seed,
-    )
 
 
 def seed_everything(seed: int) -> None:
@@ -520,7 +353,7 @@ def build_optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.O
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            is_head = name.startswith(("heads.", f"{FEATURE_PROJ}.", f"{TOKEN_PROJ}."))
+            is_head = name.startswith("heads.")
             decay = param.ndim > 1 and "LayerNorm" not in name
             groups.setdefault((is_head, decay), []).append(param)
     param_groups = [
@@ -535,37 +368,22 @@ def build_optimizer(model: MultiTaskModel, config: TrainConfig) -> torch.optim.O
     return torch.optim.AdamW(param_groups, lr=config.lr, fused=True)
 
 
-def _class_weights(
-    tasks: Mapping[str, TaskData], config: TrainConfig, device: torch.device
-) -> dict[str, torch.Tensor | None]:
-    """Inverse-frequency weights, normalised to mean 1 over present classes, when enabled."""
-    out: dict[str, torch.Tensor | None] = {}
-    for task, data in tasks.items():
-        if not config.class_weights:
-            out[task] = None
-            continue
-        counts = np.bincount(data.train["label"].to_numpy(), minlength=len(data.spec.names))
-        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
-        weights = weights / weights[counts > 0].mean()
-        out[task] = torch.tensor(weights, dtype=torch.float32, device=device)
-    return out
-
-
-def initial_state(n_examples: int, config: TrainConfig) -> LoopState:
-    """Step counters for a fresh run: ``epochs`` worth of steps, warmup included."""
-    _, total = planned_steps(n_examples, config.batch_size, config.epochs)
+def initial_state(n_examples: int, config: TrainConfig, stage: FitStage) -> LoopState:
+    """Step counters for a fresh stage: ``stage.epochs`` worth of steps, warmup included."""
+    _, total = planned_steps(n_examples, config.batch_size, stage.epochs)
     return LoopState(
         planned_steps=total, total_steps=total, warmup_steps=int(total * config.warmup_fraction)
     )
 
 
-def _fingerprint(config: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_json().items() if k not in RESUMABLE}
+def _fingerprint(config: TrainConfig, stage: FitStage) -> dict[str, Any]:
+    options = {k: v for k, v in config.to_json().items() if k not in RESUMABLE}
+    return {**options, "stage": stage.to_json()}
 
 
 def _resume(
     checkpointer: Checkpointer, model: MultiTaskModel, optimizer: torch.optim.Optimizer
-) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, Any] | None]:
+) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
     payload = checkpointer.load()
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
@@ -574,7 +392,7 @@ def _resume(
     state.stopped = ""
     state.total_steps = state.planned_steps  # a new time budget, if any, is fitted afresh
     logger.info("resumed at step %d of %d", state.step, state.total_steps)
-    return state, payload["best"], payload.get("average")
+    return state, payload["best"]
 
 
-__all__ = ["Encoded", "TrainConfig", "TrainResult", "train"]
+__all__ = ["Encoded", "TrainConfig", "TrainResult", "fit", "label", "train"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -67,7 +68,12 @@ def test_train_then_evaluate_json(tiny_base: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     scores, _ = json.JSONDecoder().raw_decode(result.output[result.output.index('{"model"') :])
     assert scores["task"] == "sentiment" and scores["n"] == 40
-    assert 0.0 <= scores["macro_f1"] <= scores["accuracy"] + 1.0
+    # The summary agrees with its own per-class table (macro: mean over the classes present).
+    seen = [c for c in scores["per_class"].values() if c["support"]]
+    assert sum(c["support"] for c in seen) == 40
+    assert scores["macro_f1"] == pytest.approx(sum(c["f1"] for c in seen) / len(seen))
+    right = sum(c["recall"] * c["support"] for c in seen)
+    assert scores["accuracy"] == pytest.approx(right / 40)
     assert 0.0 <= scores["robustness"]["flip_rate"] <= 1.0
     assert (tmp_path / "ev" / "sent_test-sentiment-confusion.png").stat().st_size > 0
     table = runner.invoke(

@@ -2,26 +2,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+import pipelines.train
 from monitor.classify.model import build_model, load_model, save_model
 from pipelines.config import load_config
-from pipelines.distill import (
-    FEATURES,
-    distill_loss,
-    ensemble_targets,
-    standardise,
-    teacher_pass,
-)
-from pipelines.errors import TrainConfigError
+from pipelines.distill import distill_loss, ensemble_targets, teacher_pass
+from pipelines.errors import CheckpointError, TrainConfigError
 from pipelines.labels import TWITTER_TOPICS
+from pipelines.plan import FitStage, LabelStage, build_plan
 from pipelines.predict import predict_probs
-from pipelines.train import train
+from pipelines.train import fit, label, make_context, train
 from tests.pipelines.conftest import toy_frames
 from tests.pipelines.test_train import tiny_config
 
@@ -49,7 +45,7 @@ def test_teacher_targets_follow_the_students_label_order(tiny_base: Path, tmp_pa
     teacher.eval()
     save_model(teacher, tokenizer, tmp_path / "teacher")
     own = predict_probs(teacher, tokenizer, TEXTS, "sentiment")
-    soft, _ = teacher_pass(
+    soft = teacher_pass(
         tmp_path / "teacher",
         TEXTS,
         {"sentiment": SENTIMENT},
@@ -77,15 +73,21 @@ def test_teacher_without_the_task_is_a_config_error(tiny_base: Path, tmp_path: P
 
 def test_student_learns_from_the_teacher_alone(tiny_base: Path, tmp_path: Path) -> None:
     """With ``distill_weight: 1`` the gold labels carry no weight: a student trained on frames
-    whose labels were shuffled still learns both tasks, because the teacher knows them."""
+    whose labels were shuffled still learns both tasks, because the teacher's labelling pass
+    (the stage functions, called directly) knows them."""
     teacher = train(
         tiny_config(tiny_base), tmp_path / "teacher", frames=toy_frames(), progress=False
     )
     shuffled = {}
     for task, frame in toy_frames().items():
         shuffled[task] = frame.assign(label=frame["label"].sample(frac=1.0, random_state=3).array)
-    config = tiny_config(tiny_base, teacher=str(teacher.model_dir), distill_weight=1.0)
-    student = train(config, tmp_path / "student", frames=shuffled, progress=False)
+    config = tiny_config(tiny_base, distill_weight=1.0)
+    context = make_context(config, shuffled)
+    labelling = LabelStage(teacher_dirs=(teacher.model_dir,), out_file=tmp_path / "labels.npz")
+    targets = label(labelling, context)
+    assert (tmp_path / "labels.npz").is_file()
+    student_stage = build_plan(config, tmp_path / "student").student
+    student = fit(student_stage, context, targets=targets)
     # The holdout labels are shuffled too, so score the student against fresh, correct labels.
     fresh = toy_frames(n=90, seed=11)
     model, tokenizer = load_model(student.model_dir)
@@ -97,7 +99,6 @@ def test_student_learns_from_the_teacher_alone(tiny_base: Path, tmp_path: Path) 
             np.mean([names[i] == t for i, t in zip(probs.argmax(1), truth, strict=True)])
         )
         assert accuracy > 0.6, (task, accuracy)
-    assert student.card["training_config"]["teacher"] == str(teacher.model_dir)
 
 
 def _name(task: str, label: object) -> str:
@@ -110,25 +111,56 @@ def test_self_distill_trains_a_teacher_then_a_student(tiny_base: Path, tmp_path:
     config = tiny_config(tiny_base, epochs=3, self_distill=True, teacher_epochs=2)
     result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
     card = result.card
-    assert card["training_config"]["teacher"].endswith("teacher")
+    assert card["stage"]["name"] == "student"
     assert card["teacher"]["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
     assert card["run"]["epochs"] == pytest.approx(3.0, abs=0.01)
     parts = card["run"]["seconds"] + card["teacher"]["run"]["seconds"]
     assert card["total_seconds"] >= parts - 0.15  # each figure is rounded to 0.1 s
     assert not (tmp_path / "m" / "teacher").exists()  # removed once the student is exported
+    assert not (tmp_path / "m" / "teacher-labels.npz").exists()
     model, _ = load_model(result.model_dir)
     assert set(model.meta.labels) == {"sentiment", "topic"}
 
 
-def test_self_distill_resume_reuses_a_finished_teacher(tiny_base: Path, tmp_path: Path) -> None:
+def _stop_at(monkeypatch: pytest.MonkeyPatch, stage_name: str) -> None:
+    """Make the run stop (as a killed process would) when it reaches ``stage_name``."""
+    real_fit, real_label = pipelines.train.fit, pipelines.train.label
+
+    def fit_until(stage: FitStage, *args: Any, **kwargs: Any) -> Any:
+        if stage.name == stage_name:
+            raise KeyboardInterrupt(stage_name)
+        return real_fit(stage, *args, **kwargs)
+
+    def label_until(*args: Any, **kwargs: Any) -> Any:
+        if stage_name == "labelling":
+            raise KeyboardInterrupt(stage_name)
+        return real_label(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines.train, "fit", fit_until)
+    monkeypatch.setattr(pipelines.train, "label", label_until)
+
+
+def test_self_distill_resume_reuses_a_finished_teacher(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run stopped after its teacher was exported resumes with that teacher and a new student."""
     config = tiny_config(tiny_base, epochs=2, self_distill=True, teacher_epochs=1)
-    teacher_only = replace(config, self_distill=False, epochs=1.0)
-    earlier = train(teacher_only, tmp_path / "m" / "teacher", frames=toy_frames(), progress=False)
+    with monkeypatch.context() as patch:
+        _stop_at(patch, "labelling")
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    earlier = json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())
     result = train(config, tmp_path / "m", frames=toy_frames(), progress=False, resume=True)
-    assert result.card["teacher"]["run"]["seconds"] == earlier.card["run"]["seconds"]
-    assert result.card["teacher"]["metrics"] == json.loads(json.dumps(earlier.metrics))
+    assert result.card["teacher"]["run"]["seconds"] == earlier["run"]["seconds"]
+    assert result.card["teacher"]["metrics"] == earlier["metrics"]
     assert result.card["run"]["epochs"] == pytest.approx(2.0, abs=0.01)
+    changed = replace(config, teacher_epochs=2.0)
+    with monkeypatch.context() as patch:
+        _stop_at(patch, "labelling")
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "n", frames=toy_frames(), progress=False)
+    with pytest.raises(CheckpointError, match="stage"):  # the teacher no longer matches
+        train(changed, tmp_path / "n", frames=toy_frames(), progress=False, resume=True)
 
 
 def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path: Path) -> None:
@@ -140,12 +172,12 @@ def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path
     labels = {"sentiment": SENTIMENT}
     each = [
         teacher_pass(tmp_path / n, TEXTS, labels, max_length_tokens=24, batch_size=8, device=cpu)[
-            0
-        ]["sentiment"]
+            "sentiment"
+        ]
         for n in "ab"
     ]
     assert not np.allclose(each[0], each[1])  # two different teachers
-    mean, _ = ensemble_targets(
+    mean = ensemble_targets(
         [tmp_path / "a", tmp_path / "b"],
         TEXTS,
         labels,
@@ -157,20 +189,15 @@ def test_ensemble_targets_are_the_mean_of_the_teachers(tiny_base: Path, tmp_path
     np.testing.assert_allclose(mean["sentiment"].sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_teacher_list_in_yaml_and_teacher_count_checked(tmp_path: Path) -> None:
-    config = tmp_path / "c.yaml"
-    config.write_text("teacher: [t1, t2]\n")
-    assert load_config(config).teacher_dirs() == (tmp_path / "t1", tmp_path / "t2")
+def test_teacher_count_checked() -> None:
     with pytest.raises(TrainConfigError, match="teachers"):
-        load_config(config, teachers=0)
+        load_config(None, teachers=0)
 
 
 def test_self_distill_with_two_teachers(tiny_base: Path, tmp_path: Path) -> None:
     config = tiny_config(tiny_base, epochs=2, self_distill=True, teacher_epochs=1, teachers=2)
     result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
     card = result.card
-    taught_by = card["training_config"]["teacher"]
-    assert [Path(p).name for p in taught_by] == ["teacher", "teacher-2"]
     assert len(card["teachers"]) == 2 and card["teacher"] == card["teachers"][0]
     for summary in card["teachers"]:
         assert summary["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
@@ -179,15 +206,20 @@ def test_self_distill_with_two_teachers(tiny_base: Path, tmp_path: Path) -> None
 
 
 def test_resume_with_two_teachers_trains_the_one_not_started(
-    tiny_base: Path, tmp_path: Path
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tiny_config(tiny_base, epochs=1, self_distill=True, teacher_epochs=1, teachers=2)
-    teacher_only = replace(config, self_distill=False, teachers=1, epochs=1.0)
-    earlier = train(teacher_only, tmp_path / "m" / "teacher", frames=toy_frames(), progress=False)
+    with monkeypatch.context() as patch:
+        _stop_at(patch, "teacher-2")
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "m", frames=toy_frames(), progress=False)
+    earlier = json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())
+    assert not (tmp_path / "m" / "teacher-2").exists()
     result = train(config, tmp_path / "m", frames=toy_frames(), progress=False, resume=True)
     first, second = result.card["teachers"]
-    assert first["run"]["seconds"] == earlier.card["run"]["seconds"]  # reused, not retrained
+    assert first["run"]["seconds"] == earlier["run"]["seconds"]  # reused, not retrained
     assert second["run"]["epochs"] == pytest.approx(1.0, abs=0.01)
+    assert result.card["teacher"] == first
 
 
 def test_teachers_train_on_their_own_base_model(tiny_base: Path, tmp_path: Path) -> None:
@@ -222,9 +254,9 @@ def test_teachers_train_on_their_own_base_model(tiny_base: Path, tmp_path: Path)
     assert student.encoder.config.hidden_size == 32
     summary = result.card["teacher"]
     assert summary["base_model"] == "./wider"
-    assert json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())[
-        "training_config"
-    ]["lr"] == pytest.approx(1e-3)
+    teacher_card = json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())
+    assert teacher_card["stage"]["lr"] == pytest.approx(1e-3)
+    assert teacher_card["base_model"] == "./wider"
     assert result.card["base_model"] == str(tiny_base)
 
 
@@ -259,70 +291,3 @@ def test_distill_temperature_softens_both_sides_and_keeps_the_gradient_scale() -
     assert distill_loss({"s": teacher_logits}, soft, 3.0) < distill_loss({"s": logits}, soft, 3.0)
     with pytest.raises(TrainConfigError, match="distill_temperature"):
         load_config(None, distill_temperature=0.5)
-
-
-def test_standardise_gives_each_dimension_mean_zero_and_unit_spread() -> None:
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(loc=[5.0, -2.0, 0.0], scale=[3.0, 0.1, 1.0], size=(500, 3))
-    vectors[:, 2] = 7.0  # a constant dimension stays finite
-    out = standardise(vectors)
-    np.testing.assert_allclose(out[:, :2].mean(axis=0), 0.0, atol=1e-5)
-    np.testing.assert_allclose(out[:, :2].std(axis=0), 1.0, rtol=1e-4)
-    assert np.isfinite(out).all() and out.dtype == np.float32
-
-
-def test_teacher_features_are_its_pooled_vectors(tiny_base: Path, tmp_path: Path) -> None:
-    teacher, tokenizer = build_model(tiny_base, {"sentiment": SENTIMENT}, max_length_tokens=24)
-    teacher.eval()
-    save_model(teacher, tokenizer, tmp_path / "teacher")
-    label = partial(
-        teacher_pass,
-        tmp_path / "teacher",
-        TEXTS,
-        {"sentiment": SENTIMENT},
-        max_length_tokens=24,
-        batch_size=2,
-        device=torch.device("cpu"),
-    )
-    out, _ = label(features=True)
-    assert out[FEATURES].shape == (len(TEXTS), teacher.encoder.config.hidden_size)
-    enc = tokenizer(TEXTS[1], return_tensors="pt")
-    with torch.inference_mode():
-        own = teacher.features(enc["input_ids"], enc["attention_mask"])[0].numpy()
-    np.testing.assert_allclose(out[FEATURES][1], own, rtol=1e-4, atol=1e-5)
-    assert set(label()[0]) == {"sentiment"}  # no vectors unless asked
-
-
-def test_feature_distillation_options_checked() -> None:
-    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*needs a teacher"):
-        load_config(None, feature_distill_weight=0.5)
-    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*exactly one teacher"):
-        load_config(None, feature_distill_weight=0.5, self_distill=True, teachers=2)
-    with pytest.raises(TrainConfigError, match=r"feature_distill_weight.*exactly one teacher"):
-        load_config(None, feature_distill_weight=0.5, teacher=("a", "b"))
-    assert load_config(None, feature_distill_weight=0.5, teacher="a").feature_distill_weight == 0.5
-
-
-def test_feature_distillation_trains_a_map_the_export_leaves_out(
-    tiny_base: Path, tmp_path: Path
-) -> None:
-    """The student learns the teacher's sentence vectors through a linear map of its own; the
-    map trains with the model (and is in its checkpoints) but the export is the plain format,
-    and the exported student still classifies its own training data."""
-    config = tiny_config(
-        tiny_base,
-        epochs=3,
-        self_distill=True,
-        teacher_epochs=3,
-        feature_distill_weight=1.0,
-        keep_checkpoint=True,
-    )
-    result = train(config, tmp_path / "m", frames=toy_frames(), progress=False)
-    checkpoint = torch.load(
-        tmp_path / "m" / "checkpoint" / "checkpoint.pt", weights_only=False, map_location="cpu"
-    )
-    assert any(k.startswith("feature_proj.") for k in checkpoint["model"])
-    model, _ = load_model(result.model_dir)
-    assert not any(k.startswith("feature_proj") for k in model.state_dict())
-    assert result.metrics["holdout"]["sentiment"]["accuracy"] > 0.6
-    assert result.metrics["holdout"]["topic"]["accuracy"] > 0.6
