@@ -8,30 +8,48 @@ Input (JSON object on ``news.raw``)::
 ``id`` is required, and at least one of ``headline`` / ``body`` must be non-empty. Anything that
 breaks the contract raises :class:`InvalidMessage` with a short reason code; the worker copies the
 original bytes to ``news.dlq`` with that reason in the ``finmon-dlq-reason`` header.
+
+Decode refuses, before or while parsing, what would crash a later step (:class:`DecodeLimits`):
+payloads over the size limit, JSON nested deeper than ``max_json_depth`` (checked by a scan
+before ``json.loads``), integer literals longer than ``max_integer_digits``, ``NaN`` / ``Infinity``
+and numbers that overflow to them, and ``published_at`` outside ``[min_published_at, now +
+max_future_ms]``. Lone surrogates from ``\\u`` escapes are replaced by U+FFFD in every string
+(counted in :attr:`NewsItem.repaired_chars`), so tokenizers and the UTF-8 encoder accept the item.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor.classify.text import make_safe
 from monitor.errors import InvalidMessage
 
 MAX_MESSAGE_BYTES = 1_000_000
+MAX_JSON_DEPTH = 64
+MAX_INTEGER_DIGITS = 100
+MIN_PUBLISHED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+MAX_FUTURE_PUBLISHED_MS = 86_400_000
 MAX_TICKERS = 64
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
 DLQ_REASON_HEADER = "finmon-dlq-reason"
 DLQ_DETAIL_HEADER = "finmon-dlq-detail"
 DLQ_SOURCE_HEADER = "finmon-dlq-source"
+DLQ_ERROR_HEADER = "finmon-dlq-error"
+DLQ_TRUNCATED_HEADER = "finmon-dlq-truncated-from-bytes"
 
 # Every reason code the worker can emit; a bounded set, so it is safe as a metric label.
 DLQ_REASONS: tuple[str, ...] = (
     "empty",
     "too_large",
+    "too_deep",
+    "bad_number",
     "not_utf8",
     "not_json",
     "not_object",
@@ -40,11 +58,26 @@ DLQ_REASONS: tuple[str, ...] = (
     "missing_text",
     "bad_published_at",
     "too_many_tickers",
-    "model_error",
-    # news.scored records the aggregate role refuses (monitor/aggregate/labels.py, engine.py)
-    "bad_number",
+    "processing_error",
+    "too_large_output",
+    # news.scored records the aggregate role refuses, with bad_number
+    # (monitor/aggregate/labels.py, engine.py)
     "future_event_time",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodeLimits:
+    """What decode accepts. Set from the ``ingest`` settings; the defaults match them."""
+
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_json_depth: int = MAX_JSON_DEPTH
+    max_integer_digits: int = MAX_INTEGER_DIGITS
+    min_published_at: datetime = MIN_PUBLISHED_AT
+    max_future_ms: int = MAX_FUTURE_PUBLISHED_MS
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +91,8 @@ class NewsItem:
     published_at: datetime
     tickers: tuple[str, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Unencodable code points replaced by U+FFFD at decode (finmon_ingest_text_repairs_total).
+    repaired_chars: int = 0
 
     @property
     def text(self) -> str:
@@ -145,37 +180,120 @@ def _parse_tickers(obj: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip().upper().lstrip("$") for t in raw if t.strip()))
 
 
-def _parse_published(obj: Mapping[str, Any], fallback: datetime) -> datetime:
+def _parse_published(
+    obj: Mapping[str, Any], fallback: datetime, limits: DecodeLimits, now: datetime
+) -> datetime:
     raw = obj.get("published_at")
     if raw is None:
         return fallback
     if not isinstance(raw, str):
         raise InvalidMessage("bad_published_at", "'published_at' must be an RFC 3339 string")
     try:
-        return parse_time(raw)
-    except ValueError as exc:
+        moment = parse_time(raw)
+    except (ValueError, OverflowError) as exc:
         raise InvalidMessage("bad_published_at", f"{raw[:64]!r} is not RFC 3339 ({exc})") from exc
+    latest = now + timedelta(milliseconds=limits.max_future_ms)
+    if not limits.min_published_at <= moment <= latest:
+        raise InvalidMessage(
+            "bad_published_at",
+            f"{raw[:64]!r} is outside [{format_time(limits.min_published_at)}, "
+            f"{format_time(latest)}] (ingest.min_published_at, ingest.max_future_ms)",
+        )
+    return moment
 
 
-def decode_news(payload: bytes, fallback_time: datetime) -> NewsItem:
+# JSON strings (escapes skipped) hold no structure; the bytes left are checked for nesting.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_OPENERS = frozenset(b"[{")
+
+
+def _check_depth(payload: bytes, max_depth: int) -> None:
+    """Raise ``too_deep`` when brackets nest past ``max_depth`` (json.loads would recurse)."""
+    if payload.count(b"[") + payload.count(b"{") <= max_depth:
+        return
+    brackets = _JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in _OPENERS else -1
+        if depth > max_depth:
+            raise InvalidMessage("too_deep", f"JSON nested deeper than {max_depth} levels")
+
+
+def _parse_json(text: str, limits: DecodeLimits) -> Any:
+    """``json.loads`` refusing huge integers, NaN, Infinity and numbers that overflow to them."""
+
+    def parse_int(literal: str) -> int:
+        if len(literal.lstrip("-")) > limits.max_integer_digits:
+            raise InvalidMessage(
+                "bad_number",
+                f"integer of {len(literal)} digits, at most {limits.max_integer_digits}",
+            )
+        return int(literal)
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise InvalidMessage("bad_number", f"{literal[:32]!r}... overflows a double")
+        return value
+
+    def parse_constant(literal: str) -> float:
+        raise InvalidMessage("bad_number", f"{literal} is not JSON (strict consumers reject it)")
+
+    try:
+        return json.loads(
+            text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage("not_json", str(exc)) from exc
+
+
+def _repair(value: Any) -> tuple[Any, int]:
+    """``value`` with :func:`make_safe` applied to every string and key; replacements counted."""
+    if isinstance(value, str):
+        return make_safe(value)
+    if isinstance(value, list):
+        pairs = [_repair(v) for v in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        total = 0
+        for key, item in value.items():
+            safe_key, n_key = make_safe(key)
+            out[safe_key], n_item = _repair(item)
+            total += n_key + n_item
+        return out, total
+    return value, 0
+
+
+def decode_news(
+    payload: bytes,
+    fallback_time: datetime,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    now: datetime | None = None,
+) -> NewsItem:
     """Validate one ``news.raw`` payload. Raises InvalidMessage with a DLQ reason.
 
-    ``fallback_time`` (the Kafka record time) stands in for a missing ``published_at``.
+    ``fallback_time`` (the Kafka record time) stands in for a missing ``published_at``; ``now``
+    (the wall clock when omitted) bounds ``published_at`` from above.
     """
     if not payload:
         raise InvalidMessage("empty", "message has no value (tombstone or empty payload)")
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage("too_large", f"{len(payload)} bytes, at most {MAX_MESSAGE_BYTES}")
+    if len(payload) > limits.max_message_bytes:
+        raise InvalidMessage(
+            "too_large", f"{len(payload)} bytes, at most {limits.max_message_bytes}"
+        )
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidMessage("not_utf8", str(exc)) from exc
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidMessage("not_json", str(exc)) from exc
+    _check_depth(payload, limits.max_json_depth)
+    obj = _parse_json(text, limits)
     if not isinstance(obj, dict):
         raise InvalidMessage("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    repaired = 0
+    if b"\\u" in payload:  # only a \u escape can spell a lone surrogate
+        obj, repaired = _repair(obj)
     item_id = _parse_id(obj)
     headline = (_require_str(obj, "headline", optional=True) or "").strip()
     body = _require_str(obj, "body", optional=True)
@@ -187,9 +305,10 @@ def decode_news(payload: bytes, fallback_time: datetime) -> NewsItem:
         headline=headline,
         body=body,
         source=_require_str(obj, "source", optional=True) or "",
-        published_at=_parse_published(obj, fallback_time),
+        published_at=_parse_published(obj, fallback_time, limits, now or datetime.now(UTC)),
         tickers=_parse_tickers(obj),
         extra={k: v for k, v in obj.items() if k not in known},
+        repaired_chars=repaired,
     )
 
 

@@ -27,7 +27,9 @@ from monitor.aggregate.worker import AggregateWorker
 from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import Classifier, TorchClassifier
 from monitor.classify.longtext import LongTextPolicy
+from monitor.contract import DecodeLimits
 from monitor.errors import ConfigError, FinMonError
+from monitor.ingest import kafka_io
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics, build_metrics
 from monitor.settings import Settings
@@ -69,6 +71,18 @@ def load_classifier(settings: Settings, metrics: Metrics) -> Classifier:
         quantize=model.quantize,
         long_text=LongTextPolicy(strategy=model.long_text, max_chunks=model.max_chunks),
         metrics=metrics,
+    )
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    """What the classify role's decode accepts, from the ``ingest`` settings."""
+    ingest = settings.ingest
+    return DecodeLimits(
+        max_message_bytes=ingest.max_message_bytes,
+        max_json_depth=ingest.max_json_depth,
+        max_integer_digits=ingest.max_integer_digits,
+        min_published_at=ingest.min_published_at,
+        max_future_ms=ingest.max_future_ms,
     )
 
 
@@ -130,8 +144,13 @@ class Daemon:
         self._threads.append(thread)
 
     def start(self) -> None:
-        """Start /metrics and the role threads; returns at once."""
+        """Start /metrics and the role threads; returns at once.
+
+        Raises BrokerUnreachable (naming ``kafka.bootstrap_servers``) when no bootstrap server
+        accepts a connection within ``kafka.connect_timeout_sec``.
+        """
         cfg = self.settings
+        kafka_io.require_broker(cfg.kafka)
         if cfg.metrics.enabled:
             server, _ = start_http_server(cfg.metrics.port, cfg.metrics.host, self.metrics.registry)
             self.metrics_port = int(server.server_port)
@@ -145,7 +164,9 @@ class Daemon:
                 max_wait_ms=cfg.model.max_wait_ms,
                 max_queue_items=cfg.model.max_queue_items,
             )
-            classify = ClassifyWorker(cfg.kafka, self.classifier, self.metrics, policy)
+            classify = ClassifyWorker(
+                cfg.kafka, self.classifier, self.metrics, policy, decode_limits(cfg)
+            )
             self._spawn("classify", classify.run)
         if self.aggregator is not None:
             self.metrics.register_collector(self.aggregator.collector())
@@ -159,7 +180,9 @@ class Daemon:
         if self.notifier is not None:
             self.notifier.stop()
         if self._errors:
-            raise RoleFailed(f"role failed: {self._errors[0]!r}") from self._errors[0]
+            error = self._errors[0]
+            detail = str(error) if isinstance(error, FinMonError) else repr(error)
+            raise RoleFailed(f"role failed: {detail}") from error
 
     def stop(self, timeout_sec: float | None = 30.0) -> None:
         self.stop_event.set()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from monitor.errors import ConfigError, FinMonError
+from monitor.ingest.throttle import ThrottleFilter
 from monitor.settings import Role, Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ def setup_logging(level: str) -> None:
     )
     for noisy in ("kafka", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # A broker outage repeats kafka-python's connection lines many times a second.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ThrottleFilter("kafka"))
 
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:

@@ -38,6 +38,8 @@ class Metrics:
     queue_depth: Gauge
     cache_hits: Counter
     consumer_lag: Gauge
+    broker_up: Gauge
+    text_repairs: Counter
     # aggregate
     items_aggregated: Counter
     late_items: Counter
@@ -129,6 +131,18 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "finmon_ingest_consumer_lag_messages",
             "Messages behind the end of the log, summed over assigned partitions.",
             ["group"],
+            registry=reg,
+        ),
+        broker_up=Gauge(
+            "finmon_broker_up",
+            "1 while the role's Kafka calls succeed; 0 after kafka.broker_down_after_sec of "
+            "failures (the daemon exits after kafka.broker_exit_after_sec).",
+            ["role"],
+            registry=reg,
+        ),
+        text_repairs=Counter(
+            "finmon_ingest_text_repaired_chars_total",
+            "Unencodable code points (lone surrogates) replaced by U+FFFD at decode.",
             registry=reg,
         ),
         items_aggregated=Counter(

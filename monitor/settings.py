@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +58,15 @@ class KafkaSettings(_Frozen):
     produce_timeout_sec: float = Field(default=30.0, gt=0)
     create_topics: bool = True
     topic_partitions: int = Field(default=3, ge=1)
+    # Producer max_request_size: at most the broker's message.max.bytes (Kafka: 1048588). A
+    # scored record past it goes to the DLQ as too_large_output (see docs/contract.md).
+    max_request_bytes: int = Field(default=1_048_576, ge=65_536)
+    # Broker loss: start-up waits this long for a bootstrap server before it stops with a
+    # message; after broker_down_after_sec of failed calls finmon_broker_up is 0 and an ERROR is
+    # logged; after broker_exit_after_sec the daemon exits non-zero (a supervisor restarts it).
+    connect_timeout_sec: float = Field(default=10.0, gt=0)
+    broker_down_after_sec: float = Field(default=15.0, gt=0)
+    broker_exit_after_sec: float = Field(default=120.0, gt=0)
     # Passed unchanged to kafka-python clients: security_protocol, sasl_mechanism,
     # sasl_plain_username, ssl_cafile, ... Secrets go in client_secrets.
     client_options: dict[str, str | int | bool] = Field(default_factory=dict)
@@ -70,6 +80,12 @@ class KafkaSettings(_Frozen):
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _broker_loss_order(self) -> KafkaSettings:
+        if self.broker_exit_after_sec <= self.broker_down_after_sec:
+            raise ValueError("broker_exit_after_sec must be > broker_down_after_sec")
+        return self
+
     def client_config(self) -> dict[str, Any]:
         """kafka-python keyword arguments shared by every client (bootstrap, SASL/SSL)."""
         config: dict[str, Any] = {
@@ -79,6 +95,29 @@ class KafkaSettings(_Frozen):
         config.update(self.client_options)
         config.update({k: v.get_secret_value() for k, v in self.client_secrets.items()})
         return config
+
+
+# Room a scored record needs beyond its input (labels, probabilities, timestamps).
+OUTPUT_HEADROOM_BYTES = 16_384
+
+
+class IngestSettings(_Frozen):
+    """What the classify role's decode accepts from news.raw (the rest goes to news.dlq)."""
+
+    # At most kafka.max_request_bytes - 16384, so a dead letter or scored record still fits.
+    max_message_bytes: int = Field(default=1_000_000, ge=1_024)
+    max_json_depth: int = Field(default=64, ge=2, le=500)
+    max_integer_digits: int = Field(default=100, ge=1, le=4_300)
+    # published_at outside [min_published_at, now + max_future_ms] -> bad_published_at.
+    min_published_at: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    max_future_ms: int = Field(default=86_400_000, ge=0)
+
+    @field_validator("min_published_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 1990-01-01T00:00:00Z")
+        return value.astimezone(UTC)
 
 
 class ModelSettings(_Frozen):
@@ -226,10 +265,22 @@ class Settings(_Frozen):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     aggregate: AggregateSettings = Field(default_factory=AggregateSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+
+    @model_validator(mode="after")
+    def _sizes_agree(self) -> Settings:
+        room = self.kafka.max_request_bytes - OUTPUT_HEADROOM_BYTES
+        if self.ingest.max_message_bytes > room:
+            raise ValueError(
+                f"ingest.max_message_bytes ({self.ingest.max_message_bytes}) must be at most "
+                f"kafka.max_request_bytes - {OUTPUT_HEADROOM_BYTES} ({room}): lower it or raise "
+                "kafka.max_request_bytes (and the broker's message.max.bytes)"
+            )
+        return self
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 Callers :meth:`ModelOwner.submit` jobs (never blocks: False means the bounded inbox is full, the
 backpressure signal) and collect finished ones with :meth:`ModelOwner.results`. The owner moves
 jobs into a :class:`MicroBatcher`, runs each closed batch through the classifier, and hands back
-``(job, Prediction | Exception)`` pairs; a batch that fails is retried item by item, so one bad item
-costs only itself. While the model runs a batch, the caller's thread keeps decoding and counting
-tokens for the next one.
+``(job, Prediction | Exception)`` pairs; a batch that fails is bisected to isolate its bad items
+(:mod:`monitor.classify.isolate`), so one bad item costs only itself. When the model itself is
+gone the thread ends and :attr:`ModelOwner.error` says why. While the model runs a batch, the
+caller's thread keeps decoding and counting tokens for the next one.
 
 Jobs held here are not classified yet: their offsets must not be committed.
 """
@@ -22,6 +23,7 @@ from typing import Generic, TypeVar
 
 from monitor.classify.batcher import BatchPolicy, MicroBatcher
 from monitor.classify.engine import Classifier
+from monitor.classify.isolate import predict_isolating
 from monitor.contract import Prediction
 from monitor.metrics import Metrics
 
@@ -55,23 +57,6 @@ class Job(Generic[J]):
 Result = tuple[Job[J], Prediction | Exception]
 
 
-def predict_safely(classifier: Classifier, texts: Sequence[str]) -> list[Prediction | Exception]:
-    """Predict the batch; if it fails, retry one by one so one bad item cannot sink the rest."""
-    if not texts:
-        return []
-    try:
-        return list(classifier.predict(texts))
-    except Exception as batch_exc:
-        logger.warning("batch of %d failed (%r); retrying items one by one", len(texts), batch_exc)
-    results: list[Prediction | Exception] = []
-    for text in texts:
-        try:
-            results.append(classifier.predict([text])[0])
-        except Exception as exc:
-            results.append(exc)
-    return results
-
-
 @dataclass
 class ModelOwner(Generic[J]):
     """Runs the classifier on its own thread. ``start`` / ``stop``; thread-safe submit/results."""
@@ -86,6 +71,7 @@ class ModelOwner(Generic[J]):
     _thread: threading.Thread | None = field(init=False, default=None)
     _busy: int = field(init=False, default=0)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    error: BaseException | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._inbox = queue.Queue(maxsize=self.policy.max_queue_items)
@@ -130,6 +116,14 @@ class ModelOwner(Generic[J]):
             self._thread.join(timeout_sec)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.error = exc
+            logger.error("model thread stopped: %s", exc)
+            raise
+
+    def _loop(self) -> None:
         batcher: MicroBatcher[Job[J]] = MicroBatcher(self.policy, self.clock_ms)
         while True:
             stopping = self._stop.is_set()
@@ -161,7 +155,7 @@ class ModelOwner(Generic[J]):
                 raise AssertionError("batcher refused a job while not full")
 
     def _run_batch(self, jobs: list[Job[J]]) -> None:
-        predictions = predict_safely(self.classifier, [j.text for j in jobs])
+        predictions = predict_isolating(self.classifier, [j.text for j in jobs])
         for job, prediction in zip(jobs, predictions, strict=True):
             self._outbox.put((job, prediction))
         with self._lock:

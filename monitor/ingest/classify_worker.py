@@ -14,7 +14,15 @@ broker has acknowledged its output record (scored or dead letter). Commits, ever
 ``COMMIT_INTERVAL_SEC`` and at shutdown, cover only the contiguous done prefix per partition, so
 an item still in the batcher, the model or the producer holds back everything after it. A crash
 can duplicate scored records (the aggregator drops repeats by id) but never lose one. A produce that
-fails after the producer's own retries is re-sent until acknowledged.
+fails after the producer's own retries is re-sent, with capped exponential backoff, until
+acknowledged; one the producer or broker refuses as too large is dead-lettered instead
+(``too_large_output``, or a dead letter cut to fit), never retried forever.
+
+Poison (see :mod:`monitor.ingest.classify_step`): no record's exception reaches this loop; the
+only exceptions that stop the role are :class:`~monitor.classify.isolate.ModelUnavailable` (the
+model or device is gone) and :class:`~monitor.ingest.health.BrokerLost` (the broker failed every
+call for ``kafka.broker_exit_after_sec``). :attr:`ClassifyWorker.broker_reachable` is False once
+calls have failed for ``kafka.broker_down_after_sec`` (``finmon_broker_up 0``, an ERROR log).
 """
 
 from __future__ import annotations
@@ -29,23 +37,40 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import Classifier
-from monitor.classify.owner import Job, ModelOwner, estimate_tokens
+from monitor.classify.owner import Job, ModelOwner
+from monitor.contract import DEFAULT_LIMITS, DLQ_TRUNCATED_HEADER, DecodeLimits
+from monitor.errors import FinMonError
 from monitor.ingest import kafka_io
-from monitor.ingest.classify_step import OutRecord, RawRecord, Topics, decode_record, encode_result
+from monitor.ingest.classify_step import (
+    OutRecord,
+    RawRecord,
+    Topics,
+    count_tokens,
+    dead_letter,
+    decode_record,
+    encode_result,
+    processing_error,
+)
+from monitor.ingest.health import BrokerHealth, BrokerLost
 from monitor.ingest.offsets import OffsetTracker
+from monitor.ingest.throttle import Throttle
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-LAG_SAMPLE_INTERVAL_SEC = 5.0
+PROBE_INTERVAL_SEC = 2.0
+PROBE_TIMEOUT_MS = 1_500
+COMMIT_TIMEOUT_MS = 5_000
 COMMIT_INTERVAL_SEC = 0.5
 BUSY_POLL_TIMEOUT_MS = 5
-RESEND_BACKOFF_SEC = 1.0
+RESEND_BACKOFF_SEC = 0.5
+RESEND_BACKOFF_MAX_SEC = 10.0
+WARN_INTERVAL_SEC = 10.0
 DRAIN_TIMEOUT_SEC = 60.0
 
 
@@ -61,10 +86,21 @@ class Origin:
 @dataclass
 class _Send:
     partition: TopicPartition
-    offset: int
+    record: RawRecord
     out: OutRecord
     future: Any
     not_before: float = 0.0
+    attempts: int = 0
+
+    @property
+    def offset(self) -> int:
+        return self.record.offset
+
+    def back_off(self, now: float) -> None:
+        """No future; the next attempt after a capped exponential pause."""
+        self.future = None
+        self.not_before = now + min(RESEND_BACKOFF_MAX_SEC, RESEND_BACKOFF_SEC * 2**self.attempts)
+        self.attempts += 1
 
 
 @dataclass
@@ -75,9 +111,24 @@ class ClassifyWorker:
     classifier: Classifier
     metrics: Metrics
     policy: BatchPolicy = field(default_factory=BatchPolicy)
+    limits: DecodeLimits = DEFAULT_LIMITS
+    health: BrokerHealth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = BrokerHealth(
+            self.kafka.broker_down_after_sec, self.kafka.broker_exit_after_sec
+        )
+
+    @property
+    def broker_reachable(self) -> bool:
+        """False once broker calls have failed for ``kafka.broker_down_after_sec``. Thread-safe."""
+        return self.health.reachable
 
     def run(self, stop: threading.Event) -> None:
-        """Poll, classify, produce, commit, until ``stop`` is set. Never raises on bad input."""
+        """Poll, classify, produce, commit, until ``stop`` is set. Never raises on bad input.
+
+        Raises ModelUnavailable when the model is gone and BrokerLost when the broker is.
+        """
         kafka_io.ensure_topics(
             self.kafka, [self.kafka.raw_topic, self.kafka.scored_topic, self.kafka.dlq_topic]
         )
@@ -89,6 +140,7 @@ class ClassifyWorker:
         pipeline.consumer = consumer
         owner.start()
         self.metrics.up.labels("classify").set(1)
+        self.metrics.broker_up.labels("classify").set(1)
         logger.info("classify worker started on %s", self.kafka.raw_topic)
         try:
             pipeline.loop(stop)
@@ -116,8 +168,11 @@ class _Pipeline(ConsumerRebalanceListener):
         self.backlog: deque[Job[Origin]] = deque()
         self.sends: deque[_Send] = deque()
         self.paused = False
+        self.health = worker.health
+        self.warnings = Throttle(WARN_INTERVAL_SEC)
+        self._broker_state = "up"
         self._next_commit = 0.0
-        self._next_lag = 0.0
+        self._next_probe = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
     def loop(self, stop: threading.Event) -> None:
@@ -129,7 +184,10 @@ class _Pipeline(ConsumerRebalanceListener):
         if not self.owner.alive:
             # Without its model thread the worker would sit paused forever: fail loudly instead,
             # so the daemon exits and its supervisor restarts it (uncommitted work is redelivered).
-            raise RuntimeError("the model thread died; see the log above")
+            error = self.owner.error
+            if isinstance(error, FinMonError):
+                raise error
+            raise RuntimeError(f"the model thread died ({error!r}); see the log above")
         self.feed()
         self.collect()
         self.reap()
@@ -137,31 +195,44 @@ class _Pipeline(ConsumerRebalanceListener):
         if now >= self._next_commit:
             self._next_commit = now + COMMIT_INTERVAL_SEC
             self.commit()
-        if now >= self._next_lag:
-            self._next_lag = now + LAG_SAMPLE_INTERVAL_SEC
-            self._sample_lag()
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_INTERVAL_SEC
+            self._probe()
+        self._judge_broker()
 
     def poll(self) -> None:
         assert self.consumer is not None
         busy = bool(self.backlog or self.sends or self.owner.pending)
         timeout_ms = BUSY_POLL_TIMEOUT_MS if busy else self.kafka.poll_timeout_ms
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.max_poll_records)
+        if polled:
+            self.health.ok()
         for partition, records in polled.items():
             self._accept(partition, records)
 
     def _accept(self, partition: TopicPartition, records: list[Any]) -> None:
         self.metrics.messages_consumed.inc(len(records))
         valid: list[tuple[Any, Any]] = []
+        now = datetime.now(UTC)
         for record in records:
             self.tracker.track(partition, record.offset)
-            decoded = decode_record(record, self.topics.dlq)
+            decoded = decode_record(record, self.topics.dlq, self.worker.limits, now)
             if isinstance(decoded, OutRecord):
-                self._send(partition, record.offset, decoded)
+                self._send(partition, record, decoded)
             else:
                 valid.append((record, decoded))
-        counts = estimate_tokens(self.worker.classifier, [item.text for _, item in valid])
+                if decoded.repaired_chars:
+                    self.metrics.text_repairs.inc(decoded.repaired_chars)
+        counts = count_tokens(self.worker.classifier, [item.text for _, item in valid])
         for (record, item), n_tokens in zip(valid, counts, strict=True):
-            self.backlog.append(Job(item.text, n_tokens, Origin(partition, record, item)))
+            if isinstance(n_tokens, Exception):
+                self._send(
+                    partition,
+                    record,
+                    processing_error(record, self.topics.dlq, "tokenize", n_tokens),
+                )
+            else:
+                self.backlog.append(Job(item.text, n_tokens, Origin(partition, record, item)))
 
     def feed(self) -> None:
         """Hand the backlog to the model owner; pause partitions while it has no room."""
@@ -193,47 +264,76 @@ class _Pipeline(ConsumerRebalanceListener):
                 model_version=version,
                 topics=self.topics,
                 scored_at=scored_at,
+                max_record_bytes=self.kafka.max_request_bytes,
             )
-            self._send(origin.partition, origin.record.offset, out)
+            self._send(origin.partition, origin.record, out)
 
-    def _send(self, partition: TopicPartition, offset: int, out: OutRecord) -> None:
-        send = _Send(partition, offset, out, None)
-        send.future = self._resend(out)
-        if send.future is None:
-            send.not_before = time.monotonic() + RESEND_BACKOFF_SEC
+    def _send(self, partition: TopicPartition, record: RawRecord, out: OutRecord) -> None:
+        send = _Send(partition, record, out, None)
+        self._attempt(send, time.monotonic())
         self.sends.append(send)
 
     def reap(self) -> None:
-        """Mark acknowledged outputs done; re-send failed ones after a pause."""
+        """Mark acknowledged outputs done; re-send failed ones after a capped backoff."""
         still: deque[_Send] = deque()
         now = time.monotonic()
         for send in self.sends:
             if send.future is None and now >= send.not_before:
-                send.future = self._resend(send.out)
+                self._attempt(send, now)
             if send.future is None or not send.future.is_done:
                 still.append(send)
             elif send.future.succeeded():
+                self.health.ok()
                 self.tracker.done(send.partition, send.offset)
                 self._count(send.out)
             else:
-                self.metrics.produce_errors.inc()
-                logger.warning(
-                    "produce to %s failed (%r); re-sending", send.out.topic, send.future.exception
-                )
-                send.future, send.not_before = None, now + RESEND_BACKOFF_SEC
+                self._failed(send, send.future.exception, now)
                 still.append(send)
         self.sends = still
 
-    def _resend(self, out: OutRecord) -> Any:
-        """The send's future, or None when the producer refused it outright (retried later)."""
+    def _attempt(self, send: _Send, now: float) -> None:
+        """Hand the record to the producer; a refusal is handled like a failed produce."""
+        out = send.out
         try:
-            return self.producer.send(
+            send.future = self.producer.send(
                 out.topic, key=out.key, value=out.value, headers=list(out.headers)
             )
         except KafkaError as exc:
-            self.metrics.produce_errors.inc()
-            logger.warning("producer refused a record for %s (%r)", out.topic, exc)
-            return None
+            self._failed(send, exc, now)
+
+    def _failed(self, send: _Send, exc: BaseException, now: float) -> None:
+        """Too large: shrink it into a dead letter and send that. Otherwise retry after a pause."""
+        self.metrics.produce_errors.inc()
+        if isinstance(exc, MessageSizeTooLargeError):
+            send.out = self._shrunk(send)
+            self._warn(
+                "too_large", "record for %s too large (%r): dead-lettered", send.out.topic, exc
+            )
+            self._attempt(send, now)
+            return
+        self.health.failed(exc)
+        self._warn("produce", "produce to %s failed (%r); re-sending", send.out.topic, exc)
+        send.back_off(now)
+
+    def _shrunk(self, send: _Send) -> OutRecord:
+        """The dead letter that replaces a record the producer or broker refused as too large."""
+        limit = self.kafka.max_request_bytes
+        if send.out.reason is None:
+            detail = f"scored record of {send.out.size_bytes} bytes refused as too large"
+            return dead_letter(
+                send.record, self.topics.dlq, "too_large_output", detail, max_record_bytes=limit
+            )
+        # A dead letter the broker refused (its limit is below ours): keep the headers only.
+        headers = dict(send.out.headers)
+        headers.setdefault(DLQ_TRUNCATED_HEADER, str(len(send.out.value)).encode())
+        return OutRecord(send.out.topic, send.out.key, b"", tuple(headers.items()), send.out.reason)
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        """A rate-limited WARNING: at most one per kind every WARN_INTERVAL_SEC."""
+        held = self.warnings.allow(kind)
+        if held is not None:
+            suffix = f" ({held} similar warnings suppressed)" if held else ""
+            logger.warning("%s%s", message % args, suffix)
 
     def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         offsets = self.tracker.committable()
@@ -243,11 +343,15 @@ class _Pipeline(ConsumerRebalanceListener):
         if not offsets or self.consumer is None:
             return
         try:
-            kafka_io.commit(self.consumer, offsets)
+            kafka_io.commit(self.consumer, offsets, timeout_ms=COMMIT_TIMEOUT_MS)
             self.tracker.committed(offsets)
+            self.health.ok()
         except KafkaError as exc:
-            # The group rebalanced: the new owner re-reads from the last commit (duplicates only).
-            logger.warning("commit rejected (%r); records will be redelivered", exc)
+            # A rebalance: the new owner re-reads from the last commit (duplicates only). A
+            # timeout: the broker is unreachable; the next commit covers these offsets too.
+            if getattr(exc, "retriable", False):
+                self.health.failed(exc)
+            self._warn("commit", "commit failed (%r); will retry or be redelivered", exc)
 
     def drain(self) -> None:
         """On stop: finish queued work, wait for acks, commit. Bounded by DRAIN_TIMEOUT_SEC."""
@@ -272,18 +376,49 @@ class _Pipeline(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
-    # -- metrics ----------------------------------------------------------------------------
-    def _sample_lag(self) -> None:
+    # -- broker health and metrics ----------------------------------------------------------
+    def _probe(self) -> None:
+        """A broker round trip (log-end offsets of news.raw), which also gives the lag."""
         if self.consumer is None:
             return
-        value = kafka_io.lag(self.consumer)
+        try:
+            ends = kafka_io.end_offsets(self.consumer, self.kafka.raw_topic, PROBE_TIMEOUT_MS)
+        except KafkaError as exc:
+            self.health.failed(exc)
+            return
+        if ends is None:
+            return
+        self.health.ok()
+        value = kafka_io.lag_from(self.consumer, ends)
         if value is not None:
             self.metrics.consumer_lag.labels(self.kafka.classify_group).set(value)
+
+    def _judge_broker(self) -> None:
+        """Gauge, ERROR log and exit follow the broker state (monitor.ingest.health)."""
+        state = self.health.state
+        if state == self._broker_state:
+            return
+        servers = self.kafka.bootstrap_servers
+        if state == "lost":
+            raise BrokerLost(servers, self.health.failing_sec, self.health.last_error)
+        if state == "down":
+            logger.error(
+                "broker at kafka.bootstrap_servers=%r unreachable for %.0f s (last: %s); "
+                "exiting after kafka.broker_exit_after_sec=%.0f s unless it comes back",
+                servers,
+                self.health.failing_sec,
+                self.health.last_error,
+                self.kafka.broker_exit_after_sec,
+            )
+        else:
+            logger.info("broker at %r reachable again", servers)
+        self.metrics.broker_up.labels("classify").set(1 if state == "up" else 0)
+        self._broker_state = state
 
     def _count(self, out: OutRecord) -> None:
         if out.reason is not None:
             self.metrics.dlq_messages.labels(out.reason).inc()
-            if out.reason == "model_error":
+            if out.error_stage == "model":
                 self.metrics.model_errors.inc()
         else:
             self.metrics.items_scored.labels(out.item_topic, out.item_sentiment).inc()

@@ -7,6 +7,8 @@ production reach kafka-python unchanged.
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,9 +17,53 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
+from monitor.errors import FinMonError
 from monitor.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+CONNECT_ATTEMPT_SEC = 1.0
+
+
+class BrokerUnreachable(FinMonError):
+    """No bootstrap server accepted a connection at start-up; nothing was consumed.
+
+    Start the broker, or set ``kafka.bootstrap_servers`` (``FINMON_KAFKA__BOOTSTRAP_SERVERS``) to
+    a reachable ``host:port``.
+    """
+
+    def __init__(self, bootstrap_servers: str, waited_sec: float, problem: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        super().__init__(
+            f"cannot reach the Kafka broker at kafka.bootstrap_servers={bootstrap_servers!r} "
+            f"({problem}, tried for {waited_sec:.0f} s, kafka.connect_timeout_sec); fix: start "
+            "the broker, or set kafka.bootstrap_servers (FINMON_KAFKA__BOOTSTRAP_SERVERS) to a "
+            "reachable host:port"
+        )
+
+
+def _try_connect(servers: list[str]) -> str | None:
+    """None when one server accepts a TCP connection, else the last error."""
+    problem = "no server"
+    for server in servers:
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), CONNECT_ATTEMPT_SEC):
+                return None
+        except (OSError, ValueError) as exc:
+            problem = f"{server.strip()}: {exc.strerror if isinstance(exc, OSError) else exc}"
+    return problem
+
+
+def require_broker(settings: KafkaSettings) -> None:
+    """Return once a bootstrap server accepts TCP; raise BrokerUnreachable after the timeout."""
+    started = time.monotonic()
+    servers = settings.bootstrap_servers.split(",")
+    while (problem := _try_connect(servers)) is not None:
+        waited = time.monotonic() - started
+        if waited >= settings.connect_timeout_sec:
+            raise BrokerUnreachable(settings.bootstrap_servers, waited, problem)
+        time.sleep(min(0.5, settings.connect_timeout_sec - waited))
 
 
 def make_consumer(
@@ -39,10 +85,14 @@ def make_consumer(
 
 
 def make_producer(settings: KafkaSettings) -> KafkaProducer:
-    """A producer with acks=all by default, bounded retries, ordered per partition."""
+    """A producer with acks=all by default, bounded retries, ordered per partition.
+
+    ``max_request_size`` is ``kafka.max_request_bytes``, the limit decode and the DLQ size against.
+    """
     return KafkaProducer(
         **settings.client_config(),
         acks="all" if settings.producer_acks == "all" else 1,
+        max_request_size=settings.max_request_bytes,
         retries=5,
         max_in_flight_requests_per_connection=1,
         linger_ms=5,
@@ -69,10 +119,47 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
         admin.close()
 
 
-def commit(consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
-    """Synchronously commit ``offsets``; raises KafkaError when the group rejects it."""
+def commit(
+    consumer: KafkaConsumer,
+    offsets: Mapping[TopicPartition, int],
+    timeout_ms: int | None = None,
+) -> None:
+    """Synchronously commit ``offsets``; raises KafkaError when the group rejects it (or, with
+    ``timeout_ms``, when the broker does not answer in time)."""
     if offsets:
-        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        consumer.commit(
+            {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+            timeout_ms=timeout_ms,
+        )
+
+
+def end_offsets(
+    consumer: KafkaConsumer, topic: str, timeout_ms: int
+) -> dict[TopicPartition, int] | None:
+    """The log-end offset of every partition of ``topic`` (a broker round trip, so also a probe).
+
+    None while the topic's partitions are unknown; raises KafkaError when the broker does not
+    answer within ``timeout_ms``.
+    """
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return None
+    wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
+    return dict(consumer.end_offsets(wanted, timeout_ms=timeout_ms))
+
+
+def lag_from(consumer: KafkaConsumer, ends: Mapping[TopicPartition, int]) -> int | None:
+    """Messages between the consumer's positions and ``ends`` over its assigned partitions."""
+    assigned = [tp for tp in consumer.assignment() if tp in ends]
+    try:
+        positions = {tp: consumer.position(tp, timeout_ms=0) for tp in assigned}
+    except KafkaError as exc:
+        logger.debug("lag unavailable: %s", exc)
+        return None
+    known = {tp: pos for tp, pos in positions.items() if pos is not None}
+    if not known:
+        return None
+    return int(sum(max(0, ends[tp] - pos) for tp, pos in known.items()))
 
 
 def lag(consumer: KafkaConsumer) -> int | None:

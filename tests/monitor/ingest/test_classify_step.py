@@ -3,14 +3,30 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.classify.engine import TorchClassifier
-from monitor.contract import DLQ_REASON_HEADER, Prediction
-from monitor.ingest.classify_step import Topics, classify_records
+from monitor.contract import (
+    DLQ_ERROR_HEADER,
+    DLQ_REASON_HEADER,
+    DLQ_TRUNCATED_HEADER,
+    Prediction,
+    decode_news,
+)
+from monitor.ingest.classify_step import (
+    Topics,
+    classify_records,
+    count_tokens,
+    dead_letter,
+    encode_result,
+)
 from tests.kafka_helpers import news
+from tests.keyword_classifier import KeywordClassifier
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 TOPICS = Topics(scored="out", dlq="dlq")
 
@@ -60,6 +76,23 @@ def clf(tiny_model_dir: Path) -> TorchClassifier:
             "bad_published_at",
         ),
         (b'{"id": "a", "headline": "x", "tickers": "AAPL"}', "bad_field_type"),
+        (b'{"id": "a", "headline": "x", "z": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "too_deep"),
+        (b'{"id": "a", "headline": "x", "n": ' + b"7" * 4_301 + b"}", "bad_number"),
+        (b'{"id": "a", "headline": "x", "n": NaN}', "bad_number"),
+        (b'{"id": "a", "headline": "x", "n": -Infinity}', "bad_number"),
+        (b'{"id": "a", "headline": "x", "n": 1e400}', "bad_number"),
+        (
+            b'{"id": "a", "headline": "x", "published_at": "0001-01-01T00:00:00+14:00"}',
+            "bad_published_at",
+        ),
+        (
+            b'{"id": "a", "headline": "x", "published_at": "9999-12-31T00:00:00Z"}',
+            "bad_published_at",
+        ),
+        (
+            b'{"id": "a", "headline": "x", "published_at": "1989-12-31T23:59:59Z"}',
+            "bad_published_at",
+        ),
     ],
 )
 def test_malformed_goes_to_dlq_with_reason_and_original_bytes(
@@ -109,5 +142,62 @@ def test_model_failure_isolates_the_bad_item(clf: TorchClassifier) -> None:
     outs = classify_records(records, FailingOn(clf), TOPICS)
     assert len(outs) == 3
     dlq = [o for o in outs if o.topic == "dlq"]
-    assert [dict(o.headers)[DLQ_REASON_HEADER] for o in dlq] == [b"model_error"]
+    assert [dict(o.headers)[DLQ_REASON_HEADER] for o in dlq] == [b"processing_error"]
+    assert dict(dlq[0].headers)[DLQ_ERROR_HEADER] == b"RuntimeError"
+    assert dlq[0].error_stage == "model"
     assert sorted(json.loads(o.value)["id"] for o in outs if o.topic == "out") == ["n-1", "n-3"]
+
+
+def test_lone_surrogate_is_replaced_and_scored(clf: TorchClassifier) -> None:
+    payload = b'{"id": "s\\udfff", "headline": "Shares \\ud800 fall", "x\\ud801": ["\\udc00"]}'
+    [out] = classify_records([Rec(payload)], clf, TOPICS)
+    assert out.topic == "out"
+    body = json.loads(out.value)
+    assert body["headline"] == "Shares \ufffd fall"
+    assert body["id"] == "s\ufffd"
+    assert body["x\ufffd"] == ["\ufffd"]
+
+
+class RaisingTokenCounter(KeywordClassifier):
+    """count_tokens fails on any text holding 'poison' (a tokenizer crash)."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if any("poison" in t for t in texts):
+            raise TypeError("tokenizer refused the text")
+        return [len(t) for t in texts]
+
+
+def test_token_count_failure_is_isolated_per_item() -> None:
+    counts = count_tokens(RaisingTokenCounter(), ["a b", "poison", "c"])
+    assert counts[0] == 3 and counts[2] == 1
+    assert isinstance(counts[1], TypeError)
+
+
+def test_record_time_out_of_range_does_not_raise(clf: TorchClassifier) -> None:
+    [out] = classify_records([Rec(news(1), timestamp=2**62)], clf, TOPICS)
+    assert out.topic == "out"
+
+
+def test_too_large_output_is_dead_lettered_with_original_bytes(clf: TorchClassifier) -> None:
+    # Compact JSON: "0," becomes "0, " on output, so the scored record outgrows its input.
+    payload = b'{"id":"a","headline":"x","padding":[' + b"0," * 40_000 + b"0]}"
+    record = Rec(payload)
+    out = encode_result(
+        record,
+        item=decode_news(payload, NOW),
+        prediction=clf.predict(["x"])[0],
+        model_version="v",
+        topics=TOPICS,
+        scored_at=NOW,
+        max_record_bytes=len(payload) + 2_000,
+    )
+    assert out.topic == "dlq" and out.reason == "too_large_output"
+    assert out.value == payload
+
+
+def test_dead_letter_too_large_for_the_producer_is_cut_and_flagged() -> None:
+    payload = b"x" * 100_000
+    out = dead_letter(Rec(payload), "dlq", "too_large", "big", max_record_bytes=65_536)
+    assert out.size_bytes <= 65_536
+    assert dict(out.headers)[DLQ_TRUNCATED_HEADER] == b"100000"
+    assert payload.startswith(out.value)
