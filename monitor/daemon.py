@@ -33,6 +33,7 @@ from monitor.ingest import kafka_io
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics, build_metrics
 from monitor.settings import Settings
+from monitor.sources import SourceRole
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Daemon:
     aggregator: Aggregator | None = None
     notifier: WebhookNotifier | None = None
     extra_sinks: Sequence[Callable[[AlertEvent], None]] = ()
+    sources: SourceRole | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
     _errors: list[BaseException] = field(default_factory=list, init=False)
@@ -122,7 +124,13 @@ class Daemon:
                 notifier = WebhookNotifier(
                     settings.alerts, Path(settings.state.dir) / OUTBOX_FILE, metrics=metrics
                 )
-        return cls(settings, metrics, classifier, aggregator, notifier, tuple(extra_sinks))
+        sources = _source_role(settings, metrics)
+        return cls(settings, metrics, classifier, aggregator, notifier, tuple(extra_sinks), sources)
+
+    def _start_sources(self) -> None:
+        if self.sources is not None:
+            self.metrics.register_collector(self.sources.board.collector())
+            self._spawn("source", self.sources.run)
 
     def _sinks(self) -> list[Callable[[AlertEvent], None]]:
         sinks: list[Callable[[AlertEvent], None]] = []
@@ -172,6 +180,7 @@ class Daemon:
             self.metrics.register_collector(self.aggregator.collector())
             worker = AggregateWorker(cfg.kafka, self.aggregator, self.metrics, self._sinks())
             self._spawn("aggregate", worker.run)
+        self._start_sources()
 
     def join(self, timeout_sec: float | None = None) -> None:
         """Wait for the roles to finish; raise RoleFailed if one of them crashed."""
@@ -195,6 +204,21 @@ class Daemon:
             while not self.stop_event.wait(0.5):
                 pass
             self.join(30.0)
+
+
+def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
+    """The source role when asked for (``source``, or ``all`` with sources configured)."""
+    if settings.role not in ("source", "all"):
+        return None
+    if not settings.sources.configured:
+        if settings.role == "source":
+            raise ConfigError(
+                "sources",
+                "the source role has no feeds, push endpoint or drop folder",
+                "add sources.feeds, sources.push or sources.drop_folder (see the example config)",
+            )
+        return None
+    return SourceRole.from_settings(settings, metrics)
 
 
 @contextmanager

@@ -48,7 +48,7 @@ def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
 def run(
     config: ConfigOption = None,
     role: Annotated[
-        Role | None, typer.Option(help="classify, aggregate or all (default: config)")
+        Role | None, typer.Option(help="classify, aggregate, source or all (default: config)")
     ] = None,
 ) -> None:
     """Run the monitor daemon until SIGINT/SIGTERM."""

@@ -9,6 +9,7 @@ severity, key_kind, stage. Window and detector state is exported by a custom col
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
@@ -56,6 +57,14 @@ class Metrics:
     sink_errors: Counter
     webhook_outbox_depth: Gauge
     up: Gauge
+    # sources (feeds, push, drop folder); per-source state is the collector of monitor.sources
+    source_polls: Counter
+    source_errors: Counter
+    source_items: Counter
+    source_poll_seconds: Histogram
+    push_requests: Counter
+    push_seconds: Histogram
+    dropfolder_files: Counter
 
     def register_collector(self, collector: Collector) -> None:
         """Expose derived state (windows, detectors) computed at scrape time."""
@@ -223,4 +232,56 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             registry=reg,
         ),
         up=Gauge("finmon_up", "1 while the process runs its roles.", ["role"], registry=reg),
+        **_source_metrics(reg),
     )
+
+
+def _source_metrics(reg: CollectorRegistry) -> dict[str, Any]:
+    """The source role's instruments. ``source`` is a configured feed name, ``push`` or the drop
+    folder's name (bounded by the config); ``kind`` is one of monitor.sources.errors.ERROR_KINDS."""
+    return {
+        "source_polls": Counter(
+            "finmon_source_polls_total",
+            "Feed polls, by outcome (ok, not_modified for a 304, error).",
+            ["source", "outcome"],
+            registry=reg,
+        ),
+        "source_errors": Counter(
+            "finmon_source_errors_total",
+            "Failed polls, pushes or files, by source and error kind.",
+            ["source", "kind"],
+            registry=reg,
+        ),
+        "source_items": Counter(
+            "finmon_source_items_total",
+            "Items seen by a source, by outcome (new: produced and acknowledged; duplicate; "
+            "stale: older than the dedup retention; invalid: rejected with a reason).",
+            ["source", "outcome"],
+            registry=reg,
+        ),
+        "source_poll_seconds": Histogram(
+            "finmon_source_poll_seconds",
+            "Seconds per feed poll: fetch, parse, produce and commit.",
+            ["source"],
+            buckets=LATENCY_BUCKETS_SEC,
+            registry=reg,
+        ),
+        "push_requests": Counter(
+            "finmon_source_push_requests_total",
+            "POST /v1/news requests, by HTTP status code.",
+            ["code"],
+            registry=reg,
+        ),
+        "push_seconds": Histogram(
+            "finmon_source_push_seconds",
+            "Seconds per accepted push request, until the broker acknowledged its items.",
+            buckets=STAGE_BUCKETS_SEC,
+            registry=reg,
+        ),
+        "dropfolder_files": Counter(
+            "finmon_source_dropfolder_files_total",
+            "Dropped files handled, by outcome (done, failed).",
+            ["outcome"],
+            registry=reg,
+        ),
+    }

@@ -29,7 +29,7 @@ from monitor.errors import ConfigError
 ENV_PREFIX = "FINMON_"
 ENV_NESTED_DELIMITER = "__"
 
-Role = Literal["classify", "aggregate", "all"]
+Role = Literal["classify", "aggregate", "source", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -258,6 +258,106 @@ class StateSettings(_Frozen):
     dir: str = "./finmon-state"
 
 
+class TickerSettings(_Frozen):
+    """The name -> ticker dictionary (monitor/tickers.py), shared by every part that finds
+    companies in text: the source role tags items with it."""
+
+    # YAML or JSON file ``{TICKER: [name, alias, ...]}``; empty: cashtags and exchange tags only.
+    dictionary_path: str = ""
+
+
+# --- sources (feed poller, push endpoint, drop folder) -------------------------------------------
+
+_SOURCE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+class FeedSettings(_Frozen):
+    """One RSS 2.0 / RSS 1.0 (RDF) / Atom feed, polled every ``interval_sec`` plus jitter."""
+
+    # The news.raw ``source`` field and the metric label: lower case, digits, ``_.-``.
+    name: str = Field(pattern=_SOURCE_NAME)
+    url: str
+    interval_sec: float = Field(default=300.0, gt=0)
+    # A random delay in [0, jitter_sec] is added to every interval (feeds are not hit in step).
+    jitter_sec: float = Field(default=30.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"feed URL must start with http:// or https://, got {value!r}")
+        return value
+
+
+class PushSettings(_Frozen):
+    """``POST /v1/news``: items pushed by other systems, produced before the 202."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9111, ge=0, le=65535)
+    # Required when enabled: clients send ``Authorization: Bearer <token>``.
+    token: SecretStr | None = None
+    max_items: int = Field(default=500, ge=1)
+    max_body_bytes: int = Field(default=5_000_000, ge=1_000)
+    # Items produced but not yet acknowledged, over all requests; past it requests get 429.
+    max_in_flight_items: int = Field(default=5_000, ge=1)
+    retry_after_sec: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> PushSettings:
+        if self.enabled and (self.token is None or not self.token.get_secret_value()):
+            raise ValueError("push needs a token: set FINMON_SOURCES__PUSH__TOKEN")
+        return self
+
+
+class DropFolderSettings(_Frozen):
+    """JSONL / CSV files dropped in ``dir`` are produced, then moved to done/ or failed/."""
+
+    # Empty: no drop folder.
+    dir: str = ""
+    scan_interval_sec: float = Field(default=2.0, gt=0)
+    # A file is read once its size and mtime have not changed for this long (writers still busy
+    # are skipped; writing to a dot-file or ``*.tmp`` and renaming is safer still).
+    settle_sec: float = Field(default=2.0, ge=0)
+    max_file_bytes: int = Field(default=200_000_000, ge=1)
+    # The source label of dropped items, and their ``source`` when a row has none.
+    source_name: str = Field(default="dropfolder", pattern=_SOURCE_NAME)
+
+
+class SourcesSettings(_Frozen):
+    """The source role: feeds polled, items pushed and files dropped, all produced to news.raw."""
+
+    feeds: tuple[FeedSettings, ...] = ()
+    user_agent: str = "FinMon/0.1 (financial news monitor; feed poller)"
+    timeout_sec: float = Field(default=20.0, gt=0)
+    # A feed body past this is refused (error kind too_large), never parsed.
+    max_feed_bytes: int = Field(default=8_000_000, ge=1_000)
+    # Backoff after a failed poll: initial * 2^(failures-1), at most max; a longer Retry-After wins.
+    backoff_initial_sec: float = Field(default=30.0, gt=0)
+    backoff_max_sec: float = Field(default=3_600.0, gt=0)
+    # Items kept per feed entry (text past it is cut at a word boundary).
+    max_body_chars: int = Field(default=8_000, ge=100)
+    # Seen items are remembered this long (SQLite under state.dir); older feed items are skipped.
+    dedup_retention_sec: float = Field(default=14 * 86_400.0, gt=0)
+    state_file: str = "sources.sqlite"
+    push: PushSettings = Field(default_factory=PushSettings)
+    drop_folder: DropFolderSettings = Field(default_factory=DropFolderSettings)
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_names(cls, value: tuple[FeedSettings, ...]) -> tuple[FeedSettings, ...]:
+        names = [f.name for f in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"feed names must be unique, repeated: {repeated}")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """Whether any source is set up (the role has something to do)."""
+        return bool(self.feeds or self.push.enabled or self.drop_folder.dir)
+
+
 class Settings(_Frozen):
     """Everything a FinMon process needs, validated once at start-up."""
 
@@ -270,6 +370,8 @@ class Settings(_Frozen):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    tickers: TickerSettings = Field(default_factory=TickerSettings)
 
     @model_validator(mode="after")
     def _sizes_agree(self) -> Settings:

@@ -1,0 +1,219 @@
+"""The source role: feed polls on an APScheduler, the push endpoint and the drop folder.
+
+:meth:`SourceRole.run` blocks until its stop event is set, then stops the scheduler (a poll in
+progress finishes and commits), the push server and the drop folder, and closes the producer.
+``board`` tells health checks what each source did last; ``board.alive`` is True while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor.errors import ConfigError
+from monitor.ingest.kafka_io import ensure_topics, make_producer
+from monitor.metrics import Metrics
+from monitor.settings import FeedSettings, Settings
+from monitor.sources.backoff import BackoffPolicy
+from monitor.sources.dedup import FeedStore
+from monitor.sources.dropfolder import DropFolder
+from monitor.sources.http import FeedFetcher
+from monitor.sources.poller import FeedPoller
+from monitor.sources.produce import AckProducer
+from monitor.sources.push import PushServer
+from monitor.sources.status import SourceBoard
+from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary, TickerDictionaryError
+
+logger = logging.getLogger(__name__)
+
+MAX_POLL_THREADS = 8
+POLL_RUNNING_SEC = 86_400.0
+
+
+class FeedSchedule:
+    """One job per feed. The next poll is due ``interval_sec`` plus a random ``[0, jitter_sec]``
+    after the end of the last one, or after the backoff delay when it failed (at least the
+    server's Retry-After)."""
+
+    def __init__(
+        self, poller: FeedPoller, feeds: tuple[FeedSettings, ...], backoff: BackoffPolicy
+    ) -> None:
+        self.poller = poller
+        self.feeds = feeds
+        self.backoff = backoff
+        self.failures = {f.name: 0 for f in feeds}
+        self.rng = random.Random()
+        workers = max(1, min(MAX_POLL_THREADS, len(feeds)))
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC, daemon=True
+        )
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for feed in self.feeds:
+            first = now + timedelta(seconds=self.rng.uniform(0, min(feed.jitter_sec, 5.0)))
+            self.scheduler.add_job(
+                self.poll,
+                "interval",
+                seconds=POLL_RUNNING_SEC,  # each run sets its successor's time itself
+                args=[feed],
+                id=feed.name,
+                next_run_time=first,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self.scheduler.start()
+
+    def poll(self, feed: FeedSettings) -> None:
+        self._due_in(feed.name, POLL_RUNNING_SEC)  # no second run while this one lasts
+        result = self.poller.poll(feed)
+        self._due_in(
+            feed.name, self.next_delay_sec(feed, result.error is None, result.retry_after_sec)
+        )
+
+    def next_delay_sec(self, feed: FeedSettings, ok: bool, retry_after_sec: float | None) -> float:
+        """Seconds until the next poll of ``feed`` after one that succeeded or failed."""
+        if ok:
+            self.failures[feed.name] = 0
+            return feed.interval_sec + self.rng.uniform(0, feed.jitter_sec)
+        self.failures[feed.name] += 1
+        delay = self.backoff.delay_sec(self.failures[feed.name], retry_after_sec)
+        logger.info("feed %s: next poll in %.0f s (backoff)", feed.name, delay)
+        return delay
+
+    def _due_in(self, name: str, delay_sec: float) -> None:
+        if self.scheduler.running:
+            due = datetime.now(UTC) + timedelta(seconds=delay_sec)
+            self.scheduler.modify_job(name, next_run_time=due)
+
+    def stop(self) -> None:
+        """Wait for polls in progress (they commit), then stop."""
+        self.scheduler.shutdown(wait=True)
+
+
+class SourceRole:
+    """Everything that brings news into ``kafka.raw_topic``. Build with :meth:`from_settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        dictionary: TickerDictionary = EMPTY_DICTIONARY,
+        board: SourceBoard | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.dictionary = dictionary
+        self.board = board or SourceBoard()
+        self.push: PushServer | None = None
+        self.producer: AckProducer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> SourceRole:
+        """Raises ConfigError when the ticker dictionary file is unreadable."""
+        path = settings.tickers.dictionary_path
+        if not path:
+            return cls(settings, metrics)
+        try:
+            return cls(settings, metrics, dictionary=TickerDictionary.load(path))
+        except TickerDictionaryError as exc:
+            raise ConfigError(
+                "tickers.dictionary_path", str(exc), "fix or remove the file"
+            ) from exc
+
+    def _producer(self) -> AckProducer:
+        kafka = self.settings.kafka
+        ensure_topics(kafka, [kafka.raw_topic])
+        return AckProducer(
+            make_producer(kafka),
+            kafka.raw_topic,
+            timeout_sec=kafka.produce_timeout_sec,
+            max_in_flight_items=self.settings.sources.push.max_in_flight_items,
+        )
+
+    def _schedule(self, store: FeedStore, producer: AckProducer) -> FeedSchedule | None:
+        cfg = self.settings.sources
+        if not cfg.feeds:
+            return None
+        fetcher = FeedFetcher.create(
+            user_agent=cfg.user_agent, timeout_sec=cfg.timeout_sec, max_bytes=cfg.max_feed_bytes
+        )
+        for feed in cfg.feeds:
+            self.board.register(feed.name, "feed", feed.interval_sec)
+        poller = FeedPoller(
+            cfg,
+            fetcher=fetcher,
+            store=store,
+            producer=producer,
+            metrics=self.metrics,
+            board=self.board,
+            dictionary=self.dictionary,
+        )
+        backoff = BackoffPolicy(initial_sec=cfg.backoff_initial_sec, max_sec=cfg.backoff_max_sec)
+        return FeedSchedule(poller, cfg.feeds, backoff)
+
+    def _push(self, producer: AckProducer) -> PushServer | None:
+        push = self.settings.sources.push
+        if not push.enabled:
+            return None
+        return PushServer(push, producer, self.metrics, self.board, self.dictionary)
+
+    def _drop_folder(self, producer: AckProducer) -> DropFolder | None:
+        drop = self.settings.sources.drop_folder
+        if not drop.dir:
+            return None
+        return DropFolder(drop, producer, self.metrics, self.board, dictionary=self.dictionary)
+
+    def run(self, stop: threading.Event) -> None:
+        state_dir = Path(self.settings.state.dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        store = FeedStore(
+            state_dir / self.settings.sources.state_file,
+            retention_ms=int(self.settings.sources.dedup_retention_sec * 1000),
+        )
+        self.producer = producer = self._producer()
+        schedule, self.push = self._schedule(store, producer), self._push(producer)
+        drop = self._drop_folder(producer)
+        threads: list[threading.Thread] = []
+        try:
+            if schedule is not None:
+                schedule.start()
+            if self.push is not None:
+                self.push.start()
+            if drop is not None:
+                threads.append(_thread("finmon-dropfolder", drop.run, stop))
+            self.board.alive = True
+            logger.info(
+                "source role: %d feed(s), push %s, drop folder %s",
+                len(self.settings.sources.feeds),
+                "on" if self.push else "off",
+                "on" if drop else "off",
+            )
+            stop.wait()
+        finally:
+            self.board.alive = False
+            if self.push is not None:
+                self.push.stop()
+            if schedule is not None:
+                schedule.stop()
+            for thread in threads:
+                thread.join(30)
+            producer.close()
+            store.close()
+
+
+def _thread(
+    name: str, target: Callable[[threading.Event], None], stop: threading.Event
+) -> threading.Thread:
+    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread
