@@ -89,7 +89,7 @@ class AckProducer:
             raise ProduceError(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self, timeout_sec: float = 5.0) -> None:
-        """Flush and close; unacknowledged items are given up (their positions were not committed)."""
+        """Flush and close; items still unacknowledged are given up (their positions stay old)."""
         try:
             self.producer.flush(timeout=timeout_sec)
             self.producer.close(timeout=timeout_sec)
