@@ -218,7 +218,7 @@ def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
                 "add sources.feeds, sources.push or sources.drop_folder (see the example config)",
             )
         return None
-    return SourceRole.from_settings(settings, metrics)
+    return SourceRole.from_settings(settings, metrics, decode_limits(settings))
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.contract import DEFAULT_LIMITS, DecodeLimits
 from monitor.metrics import Metrics
 from monitor.settings import DropFolderSettings
 from monitor.sources.errors import SourceError
@@ -88,7 +89,7 @@ def read_rows(path: Path) -> Iterator[object]:
         if line.strip():
             try:
                 yield json.loads(line)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 yield _BadLine(number, str(exc))
 
 
@@ -111,6 +112,7 @@ class DropFolder:
         board: SourceBoard,
         *,
         dictionary: TickerDictionary = EMPTY_DICTIONARY,
+        limits: DecodeLimits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -119,6 +121,7 @@ class DropFolder:
         self.metrics = metrics
         self.board = board
         self.dictionary = dictionary
+        self.limits = limits
         self.clock = clock
         self._sizes: dict[Path, tuple[int, int]] = {}
         board.register(settings.source_name, "dropfolder")
@@ -181,6 +184,7 @@ class DropFolder:
                 now=now,
                 default_source=self.settings.source_name,
                 dictionary=self.dictionary,
+                limits=self.limits,
                 first_index=start,
             )
             self.producer.produce(valid)

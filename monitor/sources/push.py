@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from monitor.contract import parse_time
+from monitor.contract import DEFAULT_LIMITS, DecodeLimits, parse_time
 from monitor.metrics import Metrics
 from monitor.settings import PushSettings
 from monitor.sources.errors import ProduceError
@@ -57,7 +57,9 @@ class PushServer:
         producer: AckProducer,
         metrics: Metrics,
         board: SourceBoard,
+        *,
         dictionary: TickerDictionary = EMPTY_DICTIONARY,
+        limits: DecodeLimits = DEFAULT_LIMITS,
     ) -> None:
         if settings.token is None:
             raise ValueError("PushServer needs settings.token")
@@ -66,6 +68,7 @@ class PushServer:
         self.metrics = metrics
         self.board = board
         self.dictionary = dictionary
+        self.limits = limits
         board.register(SOURCE, "push")
         self._expected = f"Bearer {settings.token.get_secret_value()}".encode()
         self._server = ThreadingHTTPServer((settings.host, settings.port), self._handler())
@@ -102,7 +105,7 @@ class PushServer:
         raws = _items(body, self.settings.max_items)
         now = datetime.now(UTC)
         valid, rejected = split_valid(
-            raws, now=now, default_source=SOURCE, dictionary=self.dictionary
+            raws, now=now, default_source=SOURCE, dictionary=self.dictionary, limits=self.limits
         )
         if valid and not self.producer.try_reserve(len(valid)):
             retry = {"Retry-After": str(self.settings.retry_after_sec)}
@@ -183,7 +186,7 @@ class PushServer:
 def _items(body: bytes, max_items: int) -> list[object]:
     try:
         parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _Reply(400, {"error": "not_json", "detail": str(exc)[:300]}) from exc
     items = parsed if isinstance(parsed, list) else [parsed]
     if len(items) > max_items:

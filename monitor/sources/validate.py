@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.contract import decode_news
+from monitor.contract import DEFAULT_LIMITS, DecodeLimits, decode_news
 from monitor.errors import InvalidMessage
 from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary, extract_tickers, merge_tickers
 
@@ -32,15 +32,17 @@ def normalise(
     now: datetime,
     default_source: str,
     dictionary: TickerDictionary = EMPTY_DICTIONARY,
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """The news.raw message for one pushed or dropped item. Raises InvalidMessage.
 
     A missing ``source`` becomes ``default_source``; a missing ``published_at`` becomes ``now``
-    with ``published_at_estimated``; tickers found in the text join the given ones.
+    with ``published_at_estimated``; tickers found in the text join the given ones. ``limits``
+    are the classify role's, so what is accepted here is not dead-lettered there.
     """
     if not isinstance(raw, dict):
         raise InvalidMessage("not_object", f"expected a JSON object, got {type(raw).__name__}")
-    item = decode_news(json.dumps(raw).encode(), now)
+    item = decode_news(json.dumps(raw).encode(), now, limits, now)
     message = item.to_dict()
     message["source"] = item.source or default_source
     found = extract_tickers(item.text, dictionary)
@@ -56,6 +58,7 @@ def split_valid(
     now: datetime,
     default_source: str,
     dictionary: TickerDictionary = EMPTY_DICTIONARY,
+    limits: DecodeLimits = DEFAULT_LIMITS,
     first_index: int = 0,
 ) -> tuple[list[dict[str, Any]], list[Rejected]]:
     """Valid messages and the rejected items (with their reasons), in input order."""
@@ -63,9 +66,10 @@ def split_valid(
     rejected: list[Rejected] = []
     for index, raw in enumerate(raws, start=first_index):
         try:
-            valid.append(
-                normalise(raw, now=now, default_source=default_source, dictionary=dictionary)
+            message = normalise(
+                raw, now=now, default_source=default_source, dictionary=dictionary, limits=limits
             )
+            valid.append(message)
         except InvalidMessage as exc:
             rejected.append(Rejected(index, exc.reason, exc.detail))
     return valid, rejected

@@ -17,8 +17,9 @@ from pathlib import Path
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.contract import DEFAULT_LIMITS, DecodeLimits
 from monitor.errors import ConfigError
-from monitor.ingest.kafka_io import ensure_topics, make_producer
+from monitor.ingest.kafka_io import ensure_topics, make_producer, require_broker
 from monitor.metrics import Metrics
 from monitor.settings import FeedSettings, Settings
 from monitor.sources.backoff import BackoffPolicy
@@ -108,23 +109,28 @@ class SourceRole:
         metrics: Metrics,
         *,
         dictionary: TickerDictionary = EMPTY_DICTIONARY,
+        limits: DecodeLimits = DEFAULT_LIMITS,
         board: SourceBoard | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.dictionary = dictionary
+        self.limits = limits
         self.board = board or SourceBoard()
         self.push: PushServer | None = None
         self.producer: AckProducer | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics) -> SourceRole:
-        """Raises ConfigError when the ticker dictionary file is unreadable."""
+    def from_settings(
+        cls, settings: Settings, metrics: Metrics, limits: DecodeLimits = DEFAULT_LIMITS
+    ) -> SourceRole:
+        """Raises ConfigError when the ticker dictionary file is unreadable. ``limits``: the
+        classify role's decode limits (pushed and dropped items are checked against them)."""
         path = settings.tickers.dictionary_path
         if not path:
-            return cls(settings, metrics)
+            return cls(settings, metrics, limits=limits)
         try:
-            return cls(settings, metrics, dictionary=TickerDictionary.load(path))
+            return cls(settings, metrics, dictionary=TickerDictionary.load(path), limits=limits)
         except TickerDictionaryError as exc:
             raise ConfigError(
                 "tickers.dictionary_path", str(exc), "fix or remove the file"
@@ -132,6 +138,7 @@ class SourceRole:
 
     def _producer(self) -> AckProducer:
         kafka = self.settings.kafka
+        require_broker(kafka)
         ensure_topics(kafka, [kafka.raw_topic])
         return AckProducer(
             make_producer(kafka),
@@ -165,13 +172,17 @@ class SourceRole:
         push = self.settings.sources.push
         if not push.enabled:
             return None
-        return PushServer(push, producer, self.metrics, self.board, self.dictionary)
+        return PushServer(
+            push, producer, self.metrics, self.board, dictionary=self.dictionary, limits=self.limits
+        )
 
     def _drop_folder(self, producer: AckProducer) -> DropFolder | None:
         drop = self.settings.sources.drop_folder
         if not drop.dir:
             return None
-        return DropFolder(drop, producer, self.metrics, self.board, dictionary=self.dictionary)
+        return DropFolder(
+            drop, producer, self.metrics, self.board, dictionary=self.dictionary, limits=self.limits
+        )
 
     def run(self, stop: threading.Event) -> None:
         state_dir = Path(self.settings.state.dir)

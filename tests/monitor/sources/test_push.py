@@ -97,8 +97,11 @@ def test_limits_give_413(push: PushServer) -> None:
 
 
 def test_not_json_is_400(push: PushServer) -> None:
-    answer = httpx.post(push.url, content=b"{nope", headers=AUTH)
-    assert answer.status_code == 400 and answer.json()["error"] == "not_json"
+    for junk in (b"{nope", b"[" * 1_500, b"\xff\xfe"):
+        answer = httpx.post(push.url, content=junk, headers=AUTH)
+        assert answer.status_code == 400 and answer.json()["error"] == "not_json"
+    nan = httpx.post(push.url, content=b'{"id": "n", "headline": "x", "score": NaN}', headers=AUTH)
+    assert nan.status_code == 400 and nan.json()["rejected"][0]["reason"] == "bad_number"
 
 
 def test_backpressure_gives_429_with_retry_after(kafka: KafkaSettings, metrics: Metrics) -> None:
