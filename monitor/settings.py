@@ -340,6 +340,9 @@ class SourcesSettings(_Frozen):
     # Seen items are remembered this long (SQLite under state.dir); older feed items are skipped.
     dedup_retention_sec: float = Field(default=14 * 86_400.0, gt=0)
     state_file: str = "sources.sqlite"
+    # A feed with no successful poll for this many intervals (plus jitter) is silent: exported
+    # as finmon_source_silent_after_seconds, which the FinMonFeedSilent alert compares against.
+    silent_after_intervals: float = Field(default=3.0, ge=1)
     push: PushSettings = Field(default_factory=PushSettings)
     drop_folder: DropFolderSettings = Field(default_factory=DropFolderSettings)
 

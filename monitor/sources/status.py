@@ -3,7 +3,9 @@
 :class:`SourceBoard` is written by the pollers, the push endpoint and the drop folder, and read at
 scrape time. Series (label ``source``): ``finmon_source_last_success_timestamp_seconds``,
 ``finmon_source_feed_lag_seconds`` (now minus the newest item's time),
-``finmon_source_poll_interval_seconds`` (feeds; the silence alert compares against it) and
+``finmon_source_poll_interval_seconds`` and ``finmon_source_silent_after_seconds`` (feeds: the
+FinMonFeedSilent alert fires when the last success is older than the latter),
+``finmon_source_registered_timestamp_seconds`` (when the process started the source) and
 ``finmon_source_consecutive_failures``.
 """
 
@@ -27,7 +29,9 @@ class SourceState:
 
     name: str
     kind: SourceKind
+    registered_sec: float
     interval_sec: float | None = None
+    silent_after_sec: float | None = None
     last_attempt_sec: float | None = None
     last_success_sec: float | None = None
     newest_item_sec: float | None = None
@@ -44,9 +48,16 @@ class SourceBoard:
         self._states: dict[str, SourceState] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, kind: SourceKind, interval_sec: float | None = None) -> None:
+    def register(
+        self,
+        name: str,
+        kind: SourceKind,
+        interval_sec: float | None = None,
+        silent_after_sec: float | None = None,
+    ) -> None:
+        state = SourceState(name, kind, self.clock(), interval_sec, silent_after_sec)
         with self._lock:
-            self._states.setdefault(name, SourceState(name, kind, interval_sec))
+            self._states.setdefault(name, state)
 
     def success(self, name: str, newest_item_sec: float | None = None) -> None:
         now = self.clock()
@@ -105,6 +116,16 @@ class SourceCollector:
             "Configured poll interval of a feed.",
             labels=labels,
         )
+        silent = GaugeMetricFamily(
+            "finmon_source_silent_after_seconds",
+            "A feed without a successful poll for this long is silent (alert FinMonFeedSilent).",
+            labels=labels,
+        )
+        registered = GaugeMetricFamily(
+            "finmon_source_registered_timestamp_seconds",
+            "Unix time at which this process started the source.",
+            labels=labels,
+        )
         failures = GaugeMetricFamily(
             "finmon_source_consecutive_failures",
             "Failed polls (or files) since the source last succeeded.",
@@ -114,13 +135,16 @@ class SourceCollector:
         for state in self._board.snapshot().values():
             key = [state.name, state.kind]
             failures.add_metric(key, state.consecutive_failures)
+            registered.add_metric(key, state.registered_sec)
+            if state.silent_after_sec is not None:
+                silent.add_metric(key, state.silent_after_sec)
             if state.last_success_sec is not None:
                 success.add_metric(key, state.last_success_sec)
             if state.newest_item_sec is not None:
                 lag.add_metric(key, max(0.0, now - state.newest_item_sec))
             if state.interval_sec is not None:
                 interval.add_metric(key, state.interval_sec)
-        yield from (success, lag, interval, failures)
+        yield from (success, lag, interval, silent, registered, failures)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

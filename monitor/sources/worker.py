@@ -155,7 +155,8 @@ class SourceRole:
             user_agent=cfg.user_agent, timeout_sec=cfg.timeout_sec, max_bytes=cfg.max_feed_bytes
         )
         for feed in cfg.feeds:
-            self.board.register(feed.name, "feed", feed.interval_sec)
+            silent_sec = cfg.silent_after_intervals * (feed.interval_sec + feed.jitter_sec)
+            self.board.register(feed.name, "feed", feed.interval_sec, silent_sec)
         poller = FeedPoller(
             cfg,
             fetcher=fetcher,

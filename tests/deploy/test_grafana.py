@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from monitor.metrics import Metrics
+from monitor.sources import SourceBoard
 from tests.alerts.webhook_helpers import spike_aggregator
 from tests.deploy.tools import DEPLOY, RULES, require
 
@@ -25,6 +26,7 @@ def _exprs() -> list[str]:
 def _exported_names(metrics: Metrics) -> set[str]:
     agg, _, _ = spike_aggregator(metrics)
     metrics.register_collector(agg.collector())
+    metrics.register_collector(SourceBoard().collector())
     names = {s.name for fam in metrics.registry.collect() for s in fam.samples}
     for fam in metrics.registry.collect():  # labelled families with no child yet have no samples
         names |= {fam.name, fam.name + "_total" if fam.type == "counter" else fam.name}
