@@ -100,11 +100,14 @@ class AggregateWorker:
     def _count_one(self, record: RawRecord, now_ms: int) -> None:
         try:
             item = check_scored(decode_scored(record.value or b""))
+            outcome = self.aggregator.add(item, now_ms)
         except InvalidMessage as exc:
             # Only a foreign producer can write these: dead-letter them like bad input.
             self._reject(record, exc.reason, exc.detail, now_ms)
             return
-        outcome = self.aggregator.add(item, now_ms)
+        except Exception as exc:  # RecursionError, OverflowError, ...: one record, not the role
+            self._reject(record, "processing_error", f"{type(exc).__name__}: {exc}"[:300], now_ms)
+            return
         if outcome == "future":
             detail = f"published_at {item.published_at.isoformat()} is beyond max_future_ms"
             self._reject(record, "future_event_time", detail, now_ms)

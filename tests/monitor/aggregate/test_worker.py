@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from kafka import TopicPartition
 
 from alerts.events import AlertEvent
 from monitor.aggregate.engine import Aggregator
@@ -110,3 +112,41 @@ def test_a_second_aggregator_in_the_group_is_reported_partial(
     assert alone and stream == 3, "the only aggregator owns all 3 partitions"
     assert split and 0 < shares[0] < 3, shares
     assert f"of the 3 partitions of {kafka.scored_topic}" in caplog.text
+
+
+@dataclass(frozen=True)
+class _Record:
+    value: bytes
+    offset: int
+    topic: str = "s"
+    partition: int = 0
+    timestamp: int = 0
+    key: bytes | None = None
+
+
+def test_records_that_would_crash_decode_or_blind_windows_are_dead_lettered(
+    metrics: Metrics,
+) -> None:
+    worker = AggregateWorker(
+        unique_kafka_settings("127.0.0.1:1"),
+        Aggregator(AggregateSettings(window_ms=1_000), metrics=metrics),
+        metrics,
+    )
+    fields = json.loads(_scored(1))
+    values = [
+        b'{"id": "deep", "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",  # RecursionError
+        json.dumps({**fields, "published_at": "0001-01-01T00:00:00+14:00"}).encode(),  # Overflow
+        json.dumps({**fields, "id": "far", "published_at": "2999-01-01T00:00:00Z"}).encode(),
+        _scored(3),
+    ]
+    records = [_Record(v, n) for n, v in enumerate(values)]
+    worker._count({TopicPartition("s", 0): records})
+    assert [d.reason for d in worker._dead] == [
+        "processing_error",
+        "processing_error",
+        "future_event_time",
+    ]
+    counted = metrics.registry.get_sample_value(
+        "finmon_aggregate_items_total", {"topic": "Earnings", "sentiment": "neutral"}
+    )
+    assert counted == 1

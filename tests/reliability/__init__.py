@@ -1,0 +1,1 @@
+"""The standing reliability suite (issue 28): outages, forged records, kills."""
