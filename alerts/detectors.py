@@ -21,9 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.aggregate.windows import WindowStats
-from monitor.settings import AggregateSettings
-
 NEGATIVE_SHARE_SPIKE = "negative_share_spike"
 VOLUME_SURGE = "volume_surge"
 RULES: tuple[str, ...] = (NEGATIVE_SHARE_SPIKE, VOLUME_SURGE)
@@ -48,14 +45,40 @@ class Evaluation:
 QUIET = Evaluation(score=0.0, value=0.0, baseline=0.0, volume=0)
 
 
+class ClosedWindow(Protocol):
+    """What detectors and rules read of a closed window (``monitor.aggregate.windows``
+    provides it): the key, the window's bounds in event-time milliseconds, its counts."""
+
+    @property
+    def key_kind(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def start_ms(self) -> int: ...
+
+    @property
+    def end_ms(self) -> int: ...
+
+    @property
+    def volume(self) -> int: ...
+
+    @property
+    def negative(self) -> int: ...
+
+    @property
+    def negative_share(self) -> float: ...
+
+
 class Detector(Protocol):
     """What a rule needs from a detector; see the module docstring for the contract."""
 
     rule: str
 
-    def evaluate(self, history: Sequence[WindowStats]) -> Evaluation: ...
+    def evaluate(self, history: Sequence[ClosedWindow]) -> Evaluation: ...
 
-    def learn(self, window: WindowStats, *, in_alert: bool) -> None: ...
+    def learn(self, window: ClosedWindow, *, in_alert: bool) -> None: ...
 
     def rebase(self) -> None: ...
 
@@ -83,22 +106,6 @@ class SpikeParams:
     prior_items: float = 100.0
     prior_spread: float = 0.03
     half_life_windows: float = 60.0
-
-    @classmethod
-    def from_settings(cls, s: AggregateSettings) -> SpikeParams:
-        return cls(
-            evaluation_windows=s.evaluation_windows,
-            min_volume=s.min_volume,
-            z=s.spike_z,
-            critical_z=s.spike_critical_z,
-            resolve_z=s.resolve_z,
-            min_rise=s.min_share_rise,
-            min_share=s.negative_share_threshold,
-            prior_share=s.baseline_prior_share,
-            prior_items=s.baseline_prior_items,
-            prior_spread=s.baseline_prior_spread,
-            half_life_windows=s.baseline_half_life_windows,
-        )
 
 
 class NegativeShareSpike:
@@ -134,7 +141,7 @@ class NegativeShareSpike:
         lift = math.asin(math.sqrt(negative / volume)) - math.asin(math.sqrt(p0))
         return lift / math.sqrt(var)
 
-    def evaluate(self, history: Sequence[WindowStats]) -> Evaluation:
+    def evaluate(self, history: Sequence[ClosedWindow]) -> Evaluation:
         p = self.params
         best: tuple[float, float, int] | None = None
         negative = volume = 0
@@ -161,7 +168,7 @@ class NegativeShareSpike:
             clear=z < p.resolve_z or rise < p.min_rise / 2,
         )
 
-    def learn(self, window: WindowStats, *, in_alert: bool) -> None:
+    def learn(self, window: ClosedWindow, *, in_alert: bool) -> None:
         if in_alert:
             self.shadow_neg += window.negative
             self.shadow_items += window.volume
@@ -209,18 +216,6 @@ class SurgeParams:
     warmup_windows: int = 30
     half_life_windows: float = 30.0
 
-    @classmethod
-    def from_settings(cls, s: AggregateSettings) -> SurgeParams:
-        return cls(
-            min_volume=s.min_volume,
-            z=s.volume_z,
-            min_ratio=s.volume_min_ratio,
-            critical_ratio=s.volume_critical_ratio,
-            resolve_z=s.resolve_z,
-            warmup_windows=s.volume_warmup_windows,
-            half_life_windows=s.volume_half_life_windows,
-        )
-
 
 class VolumeSurge:
     """Item count of the latest window against an EW mean and variance of past counts."""
@@ -236,7 +231,7 @@ class VolumeSurge:
         self.shadow_sum = 0.0
         self.shadow_windows = 0
 
-    def evaluate(self, history: Sequence[WindowStats]) -> Evaluation:
+    def evaluate(self, history: Sequence[ClosedWindow]) -> Evaluation:
         p = self.params
         volume = history[-1].volume if history else 0
         # Poisson noise at least: var >= mean, and >= 1 so an empty past is not infinitely quiet.
@@ -258,7 +253,7 @@ class VolumeSurge:
             clear=z < p.resolve_z or volume < half_ratio * self.mean,
         )
 
-    def learn(self, window: WindowStats, *, in_alert: bool) -> None:
+    def learn(self, window: ClosedWindow, *, in_alert: bool) -> None:
         if in_alert:
             self.shadow_sum += window.volume
             self.shadow_windows += 1

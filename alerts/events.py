@@ -6,18 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from monitor.signals import Headline
+
 Status = Literal["firing", "resolved"]
 Severity = Literal["warning", "critical"]
-
-
-@dataclass(frozen=True, slots=True)
-class Headline:
-    """One news item that drove an alert, for analysts who act without opening a dashboard."""
-
-    id: str
-    headline: str
-    negative_prob: float
-    published_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.detectors import Detector, Evaluation
+from alerts.detectors import ClosedWindow, Detector, Evaluation
 from alerts.events import AlertEvent, Headline, Severity, Status
-from monitor.aggregate.windows import WindowStats
-from monitor.settings import AggregateSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +26,6 @@ class AlertPolicy:
     cooldown_ms: int = 900_000
     max_alert_windows: int = 180
     key_kinds: tuple[str, ...] = ("topic", "ticker", "overall")
-
-    @classmethod
-    def from_settings(cls, s: AggregateSettings) -> AlertPolicy:
-        return cls(
-            consecutive_windows=s.consecutive_windows,
-            resolve_windows=s.resolve_windows,
-            cooldown_ms=s.cooldown_ms,
-            max_alert_windows=s.max_alert_windows,
-            key_kinds=tuple(s.alert_key_kinds),
-        )
 
 
 @dataclass(slots=True)
@@ -53,7 +41,7 @@ class RuleState:
     peak_score: float = 0.0
     cooldown_until_ms: int = 0
 
-    def step(self, ev: Evaluation, window: WindowStats, policy: AlertPolicy) -> Status | None:
+    def step(self, ev: Evaluation, window: ClosedWindow, policy: AlertPolicy) -> Status | None:
         """Advance by one closed window; return the transition it causes, if any."""
         if not self.active:
             self.breach_run = self.breach_run + 1 if ev.breach else 0
@@ -72,13 +60,13 @@ class RuleState:
             return "resolved"
         return None
 
-    def _fire(self, ev: Evaluation, window: WindowStats) -> None:
+    def _fire(self, ev: Evaluation, window: ClosedWindow) -> None:
         self.active, self.fired_start_ms = True, window.start_ms
         self.severity = "critical" if ev.critical else "warning"
         self.breach_run = self.clear_run = 0
         self.active_windows, self.peak_score = 1, ev.score
 
-    def _resolve(self, window: WindowStats, policy: AlertPolicy) -> None:
+    def _resolve(self, window: ClosedWindow, policy: AlertPolicy) -> None:
         self.active = False
         self.cooldown_until_ms = window.end_ms + policy.cooldown_ms
         self.breach_run = self.clear_run = 0
@@ -120,7 +108,7 @@ class Watch:
     last: Evaluation | None = None
 
     def on_window(
-        self, history: Sequence[WindowStats], headlines: tuple[Headline, ...], now_ms: int
+        self, history: Sequence[ClosedWindow], headlines: tuple[Headline, ...], now_ms: int
     ) -> AlertEvent | None:
         """Score the newest window of ``history`` (oldest first), learn, and maybe transition."""
         window = history[-1]
@@ -142,7 +130,7 @@ class Watch:
         self,
         status: Status,
         ev: Evaluation,
-        window: WindowStats,
+        window: ClosedWindow,
         headlines: tuple[Headline, ...],
         now_ms: int,
     ) -> AlertEvent:

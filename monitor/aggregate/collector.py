@@ -8,26 +8,29 @@ Series (``key`` values: every topic, tickers up to ``max_ticker_series``, ``all`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from alerts.detectors import NEGATIVE_SHARE_SPIKE, NegativeShareSpike
-
-if TYPE_CHECKING:
-    from monitor.aggregate.engine import Aggregator
+from monitor.aggregate.track import KeyTrack
+from monitor.aggregate.windows import KeyId
 
 KEY_LABELS = ["key_kind", "key"]
 
 
 class AggregateCollector:
-    """Reads the aggregator on each scrape; call from the thread that owns it or accept a
-    slightly torn view (each value is read atomically)."""
+    """Reads the aggregator's tracks on each scrape; call from the thread that owns them or
+    accept a slightly torn view (each value is read atomically)."""
 
-    def __init__(self, aggregator: Aggregator) -> None:
-        self._agg = aggregator
+    def __init__(
+        self,
+        tracks: Mapping[KeyId, KeyTrack],
+        active: Mapping[tuple[str, str, str, str], int],
+    ) -> None:
+        self._tracks = tracks
+        self._active = active  # (rule, key_kind, key, severity) -> 1 firing, 0 resolved
 
     def collect(self) -> Iterator[Metric]:
         share = GaugeMetricFamily(
@@ -48,7 +51,7 @@ class AggregateCollector:
         items = GaugeMetricFamily(
             "finmon_aggregate_window_items", "Items in the last closed window.", labels=KEY_LABELS
         )
-        for (kind, key), track in list(self._agg.tracks.items()):
+        for (kind, key), track in list(self._tracks.items()):
             labels = [kind, key]
             watch = track.watches.get(NEGATIVE_SHARE_SPIKE)
             if watch is not None and isinstance(watch.detector, NegativeShareSpike):
@@ -63,7 +66,7 @@ class AggregateCollector:
             "1 while an alert is firing, 0 after it resolved.",
             labels=["rule", "key_kind", "key", "severity"],
         )
-        for label, value in list(self._agg.active.items()):
+        for label, value in list(self._active.items()):
             active.add_metric(list(label), value)
         yield from (share, baseline, score, items, active)
 

@@ -35,13 +35,12 @@ from alerts.detectors import (
     NEGATIVE_SHARE_SPIKE,
     VOLUME_SURGE,
     NegativeShareSpike,
-    SpikeParams,
-    SurgeParams,
     VolumeSurge,
 )
 from alerts.events import AlertEvent, Headline
-from alerts.rules import AlertPolicy, RuleState, Watch
+from alerts.rules import RuleState, Watch
 from monitor.aggregate.labels import TopicLabels, known_topics, tracked_tickers
+from monitor.aggregate.params import alert_policy, spike_params, surge_params
 from monitor.aggregate.store import SqliteStateStore, StateStore
 from monitor.aggregate.track import KeyTrack
 from monitor.aggregate.windows import OVERALL_KEY, KeyId, WindowStats, window_end, window_start
@@ -313,21 +312,21 @@ class Aggregator:
         """A Prometheus collector exposing window and detector state at scrape time."""
         from monitor.aggregate.collector import AggregateCollector
 
-        return AggregateCollector(self)
+        return AggregateCollector(self.tracks, self.active)
 
 
 def new_track(
     settings: AggregateSettings, key: KeyId, event_ms: int, top_headlines: int = 5
 ) -> KeyTrack:
     """A fresh track for ``key`` whose first window holds ``event_ms``, with its rules."""
-    policy = AlertPolicy.from_settings(settings)
+    policy = alert_policy(settings)
     watches = {
         NEGATIVE_SHARE_SPIKE: Watch(
-            NegativeShareSpike(SpikeParams.from_settings(settings)), policy, RuleState()
+            NegativeShareSpike(spike_params(settings)), policy, RuleState()
         ),
     }
     if key[0] in SURGE_KINDS:
-        surge = VolumeSurge(SurgeParams.from_settings(settings))
+        surge = VolumeSurge(surge_params(settings))
         watches[VOLUME_SURGE] = Watch(surge, policy, RuleState())
     return KeyTrack(
         key=key,

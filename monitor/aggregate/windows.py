@@ -10,8 +10,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.events import Headline
 from monitor.classify.text import dedup_key
+from monitor.signals import Headline
 
 KEY_KINDS: tuple[str, ...] = ("topic", "ticker", "overall")
 OVERALL_KEY = "all"
