@@ -1,15 +1,20 @@
 """The daemon: wires settings to the roles, serves /metrics, and runs until told to stop.
 
 Each role runs in its own thread; the classify thread owns the model and its device. SIGINT and
-SIGTERM stop the roles cleanly (current batch finished and committed). A role that dies stops the
-whole process with a non-zero status, so a supervisor restarts it instead of leaving it half-alive.
+SIGTERM stop the roles cleanly within ``shutdown.grace_period_ms`` (current batches finished,
+produced and committed, the consumer group left). SIGHUP reloads the model (:mod:`monitor.reload`).
+A role that dies stops the whole process with a non-zero status, so a supervisor restarts it
+instead of leaving it half-alive. The metrics port also serves /healthz, /readyz and
+POST /admin/reload (:mod:`monitor.endpoints`).
 """
 
 from __future__ import annotations
 
 import logging
+import platform
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +23,6 @@ from types import FrameType
 
 import torch
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import start_http_server
 
 from alerts.events import AlertEvent
 from alerts.notify import WebhookNotifier
@@ -28,10 +32,13 @@ from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import Classifier, TorchClassifier
 from monitor.classify.longtext import LongTextPolicy
 from monitor.contract import DecodeLimits
+from monitor.endpoints import OpsServer, Routes
 from monitor.errors import ConfigError, FinMonError
+from monitor.health import BrokerCheck, Health, RoleHealth
 from monitor.ingest import kafka_io
 from monitor.ingest.classify_worker import ClassifyWorker
 from monitor.metrics import Metrics, build_metrics
+from monitor.reload import ModelReloader, canary_texts
 from monitor.settings import Settings
 from monitor.sources import SourceRole
 
@@ -39,31 +46,35 @@ logger = logging.getLogger(__name__)
 
 STATUS_LOG_INTERVAL_SEC = 60
 OUTBOX_FILE = "webhook-outbox.sqlite"
+# Of the shutdown grace period, what is kept for closing clients after the drain.
+CLOSE_RESERVE_SEC = 2.0
 
 
 class RoleFailed(FinMonError):
     """A role thread ended with an exception; the daemon stops. See the log for the traceback."""
 
 
-def load_classifier(settings: Settings, metrics: Metrics) -> Classifier:
-    """The classifier from ``model.path``; a clear ConfigError when none is configured."""
-    if not settings.model.path:
+def load_classifier(settings: Settings, metrics: Metrics, path: str | None = None) -> Classifier:
+    """The classifier from ``path`` (default ``model.path``); a clear ConfigError when none is
+    configured. Raises ModelLoadError on a broken export."""
+    if path is None and not settings.model.path:
         raise ConfigError(
             "model.path",
             "is empty: the classify role needs a trained model",
             "set it to a directory written by `finmon train` (or run `finmon demo`)",
         )
-    if not Path(settings.model.path).is_dir():
+    where = path or settings.model.path
+    if not Path(where).is_dir():
         raise ConfigError(
             "model.path",
-            f"{settings.model.path!r} is not a directory",
+            f"{where!r} is not a directory",
             "point it at an exported FinMon model directory",
         )
     model = settings.model
     if model.torch_threads:
         torch.set_num_threads(model.torch_threads)
     return TorchClassifier.from_dir(
-        model.path,
+        where,
         device=model.device,
         max_batch_items=model.max_batch_items,
         max_batch_tokens=model.max_batch_tokens,
@@ -102,6 +113,9 @@ class Daemon:
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
     _errors: list[BaseException] = field(default_factory=list, init=False)
     metrics_port: int | None = field(default=None, init=False)
+    health: Health = field(default_factory=Health, init=False)
+    reloader: ModelReloader | None = field(default=None, init=False)
+    _server: OpsServer | None = field(default=None, init=False)
 
     @classmethod
     def from_settings(
@@ -129,8 +143,11 @@ class Daemon:
 
     def _start_sources(self) -> None:
         if self.sources is not None:
-            self.metrics.register_collector(self.sources.board.collector())
-            self._spawn("source", self.sources.run)
+            board = self.sources.board
+            self.metrics.register_collector(board.collector())
+            thread = self._spawn("source", self.sources.run)
+            self.health.live_check("source", lambda: _thread_problem(thread))
+            self.health.check("source.started", lambda: None if board.alive else "not started")
 
     def _sinks(self) -> list[Callable[[AlertEvent], None]]:
         sinks: list[Callable[[AlertEvent], None]] = []
@@ -138,7 +155,7 @@ class Daemon:
             sinks.append(self.notifier.submit)
         return [*sinks, *self.extra_sinks]
 
-    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> threading.Thread:
         def body() -> None:
             try:
                 target(self.stop_event)
@@ -150,44 +167,119 @@ class Daemon:
         thread = threading.Thread(target=body, name=f"finmon-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def start(self) -> None:
-        """Start /metrics and the role threads; returns at once.
+        """Start the HTTP endpoints and the role threads; returns at once.
 
         Raises BrokerUnreachable (naming ``kafka.bootstrap_servers``) when no bootstrap server
         accepts a connection within ``kafka.connect_timeout_sec``.
         """
         cfg = self.settings
         kafka_io.require_broker(cfg.kafka)
+        self.health = Health(stall_after_ms=cfg.health.stall_after_ms)
+        broker = BrokerCheck(
+            cfg.kafka.bootstrap_servers.split(","), cfg.health.broker_check_interval_ms
+        )
+        self.health.check("broker", broker)
+        self.metrics.build_info.info(_build_info())
+        if self.classifier is not None:
+            self._start_classify(self.classifier)
+        if self.aggregator is not None:
+            self._start_aggregate(self.aggregator)
+        self._start_sources()
         if cfg.metrics.enabled:
-            server, _ = start_http_server(cfg.metrics.port, cfg.metrics.host, self.metrics.registry)
-            self.metrics_port = int(server.server_port)
-            logger.info("metrics on http://%s:%d/metrics", cfg.metrics.host, self.metrics_port)
+            self._start_server()
         if self.notifier is not None:
             self.notifier.start()
-        if self.classifier is not None:
-            policy = BatchPolicy(
-                max_batch_items=cfg.model.max_batch_items,
-                max_batch_tokens=cfg.model.max_batch_tokens,
-                max_wait_ms=cfg.model.max_wait_ms,
-                max_queue_items=cfg.model.max_queue_items,
-            )
-            classify = ClassifyWorker(
-                cfg.kafka, self.classifier, self.metrics, policy, decode_limits(cfg)
-            )
-            self._spawn("classify", classify.run)
-        if self.aggregator is not None:
-            self.metrics.register_collector(self.aggregator.collector())
-            worker = AggregateWorker(cfg.kafka, self.aggregator, self.metrics, self._sinks())
-            self._spawn("aggregate", worker.run)
-        self._start_sources()
+
+    def _start_server(self) -> None:
+        cfg = self.settings
+        token = cfg.reload.admin_token
+        routes = Routes(
+            self.metrics.registry,
+            self.health,
+            reload=self.reloader.reload if self.reloader is not None else None,
+            admin_token=token.get_secret_value() if token is not None else None,
+        )
+        self._server = OpsServer(routes, cfg.metrics.host, cfg.metrics.port)
+        self._server.start()
+        self.metrics_port = self._server.port
+        logger.info(
+            "metrics, /healthz, /readyz on http://%s:%d", cfg.metrics.host, self.metrics_port
+        )
+
+    def _start_classify(self, classifier: Classifier) -> None:
+        cfg = self.settings
+        policy = BatchPolicy(
+            max_batch_items=cfg.model.max_batch_items,
+            max_batch_tokens=cfg.model.max_batch_tokens,
+            max_wait_ms=cfg.model.max_wait_ms,
+            max_queue_items=cfg.model.max_queue_items,
+        )
+        drain_sec = max(1.0, cfg.shutdown.grace_period_ms / 1000 - CLOSE_RESERVE_SEC)
+        role = RoleHealth.register(self.health, "classify", with_model=True)
+        classify = ClassifyWorker(
+            cfg.kafka,
+            classifier,
+            self.metrics,
+            policy,
+            decode_limits(cfg),
+            role_health=role,
+            drain_timeout_sec=drain_sec,
+        )
+        self.health.check(
+            "broker.classify",
+            lambda: (
+                None
+                if classify.broker_reachable
+                else "the classify role's broker calls are failing (finmon_broker_up 0)"
+            ),
+        )
+        model_ready = self.health.condition("model", "the model is not warmed yet")
+        reloader = ModelReloader(
+            cfg.reload,
+            cfg.model.path,
+            load=lambda path: load_classifier(cfg, self.metrics, path),
+            swap=lambda new, done: _swap(classify, new, done),
+            metrics=self.metrics,
+            canary=canary_texts(cfg.reload),
+            describe=_describe,
+        )
+        self.reloader = reloader
+
+        def run(stop: threading.Event) -> None:
+            reloader.warm(classifier)  # on this thread, before the model thread exists
+            model_ready.set(True)
+            reloader.start()
+            try:
+                classify.run(stop)
+            finally:
+                reloader.stop()
+
+        self._spawn("classify", run)
+
+    def _start_aggregate(self, aggregator: Aggregator) -> None:
+        cfg = self.settings
+        self.metrics.register_collector(aggregator.collector())
+        # The aggregator restored its SQLite snapshot when it was built (Daemon.from_settings).
+        self.health.condition("aggregate.state", "state not restored").set(True)
+        role = RoleHealth.register(self.health, "aggregate")
+        worker = AggregateWorker(cfg.kafka, aggregator, self.metrics, self._sinks(), health=role)
+        self._spawn("aggregate", worker.run)
 
     def join(self, timeout_sec: float | None = None) -> None:
         """Wait for the roles to finish; raise RoleFailed if one of them crashed."""
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         for thread in self._threads:
-            thread.join(timeout_sec)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                logger.error("role thread %s still running after the grace period", thread.name)
         if self.notifier is not None:
             self.notifier.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         if self._errors:
             error = self._errors[0]
             detail = str(error) if isinstance(error, FinMonError) else repr(error)
@@ -198,12 +290,20 @@ class Daemon:
         self.join(timeout_sec)
 
     def run(self) -> None:
-        """Run until SIGINT/SIGTERM (or a role failure). Blocking."""
-        with _signals_stop(self.stop_event), _status_log(self.metrics):
+        """Run until SIGINT/SIGTERM (or a role failure); SIGHUP reloads the model. Blocking."""
+        with _signals(self.stop_event, self._reload_requested), _status_log(self.metrics):
             self.start()
             while not self.stop_event.wait(0.5):
                 pass
-            self.join(30.0)
+            started = time.monotonic()
+            self.join(self.settings.shutdown.grace_period_ms / 1000)
+            logger.info("stopped in %.0f ms", (time.monotonic() - started) * 1000)
+
+    def _reload_requested(self) -> None:
+        if self.reloader is None:
+            logger.info("SIGHUP: this process serves no model; nothing to reload")
+        else:
+            self.reloader.request()
 
 
 def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
@@ -221,13 +321,46 @@ def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
     return SourceRole.from_settings(settings, metrics, decode_limits(settings))
 
 
+def _thread_problem(thread: threading.Thread) -> str | None:
+    return None if thread.is_alive() else f"thread {thread.name} has ended"
+
+
+def _swap(worker: ClassifyWorker, classifier: Classifier, done: Callable[[], None]) -> bool:
+    owner = worker.owner
+    if owner is None or not owner.alive:
+        return False
+    owner.swap(classifier, done)
+    return True
+
+
+def _describe(classifier: Classifier) -> dict[str, str]:
+    device = getattr(classifier, "device", "unknown")
+    precision = getattr(classifier, "precision", "unknown")
+    return {"version": classifier.version, "device": str(device), "precision": str(precision)}
+
+
+def _build_info() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        finmon = version("finmon")
+    except PackageNotFoundError:
+        finmon = "unknown"
+    return {"version": finmon, "python": platform.python_version(), "torch": torch.__version__}
+
+
 @contextmanager
-def _signals_stop(stop: threading.Event) -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping", signum)
+def _signals(stop: threading.Event, reload: Callable[[], None]) -> Iterator[None]:
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("signal %d: draining and stopping", signum)
         stop.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        logger.info("SIGHUP: model reload requested")
+        reload()
+
+    handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_hup}
+    previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
         yield
     finally:

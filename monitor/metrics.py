@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_SEC = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -65,6 +65,11 @@ class Metrics:
     push_requests: Counter
     push_seconds: Histogram
     dropfolder_files: Counter
+    # operations
+    build_info: Info
+    model_info: Info
+    model_reloads: Counter
+    drain_seconds: Gauge
 
     def register_collector(self, collector: Collector) -> None:
         """Expose derived state (windows, detectors) computed at scrape time."""
@@ -233,6 +238,22 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         up=Gauge("finmon_up", "1 while the process runs its roles.", ["role"], registry=reg),
         **_source_metrics(reg),
+        build_info=Info("finmon_build", "FinMon, Python and torch versions.", registry=reg),
+        model_info=Info(
+            "finmon_model", "The model serving now: version, device, precision.", registry=reg
+        ),
+        model_reloads=Counter(
+            "finmon_model_reloads_total",
+            "Model reload attempts, by outcome (swapped, rejected) and reason (ok, load, warmup, "
+            "sanity, agreement).",
+            ["outcome", "reason"],
+            registry=reg,
+        ),
+        drain_seconds=Gauge(
+            "finmon_shutdown_drain_seconds",
+            "Seconds the last graceful drain of the classify role took (finish, produce, commit).",
+            registry=reg,
+        ),
     )
 
 

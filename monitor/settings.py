@@ -252,6 +252,37 @@ class MetricsSettings(_Frozen):
     port: int = Field(default=9108, ge=0, le=65535)
 
 
+class HealthSettings(_Frozen):
+    """Liveness and readiness on the metrics port (/healthz, /readyz)."""
+
+    # A role loop (or the model thread) with no pass for this long is stuck: /healthz fails.
+    stall_after_ms: int = Field(default=60_000, ge=1_000)
+    # How often /readyz re-checks that a bootstrap server accepts a TCP connection.
+    broker_check_interval_ms: int = Field(default=5_000, ge=100)
+
+
+class ReloadSettings(_Frozen):
+    """Model hot reload: triggers, the canary check, the admin endpoint."""
+
+    # Poll model.path (or the `current` symlink it names) for a new export.
+    watch: bool = True
+    watch_interval_ms: int = Field(default=5_000, ge=100)
+    # Bearer token for POST /admin/reload; unset disables the endpoint (403).
+    admin_token: SecretStr | None = None
+    # Canary texts: a file with one headline per line; empty uses synthetic headlines.
+    canary_file: str = ""
+    canary_items: int = Field(default=60, ge=1, le=10_000)
+    # Share of canary texts on which the candidate must agree with the serving model, per task.
+    min_agreement: float = Field(default=0.8, ge=0, le=1)
+
+
+class ShutdownSettings(_Frozen):
+    """Graceful drain on SIGTERM: finish batches, produce, commit, leave the group."""
+
+    # Keep below the orchestrator's kill deadline (Kubernetes terminationGracePeriodSeconds).
+    grace_period_ms: int = Field(default=25_000, ge=1_000)
+
+
 class StateSettings(_Frozen):
     """Local state (SQLite): webhook outbox, window and baseline snapshots."""
 
@@ -373,6 +404,9 @@ class Settings(_Frozen):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     tickers: TickerSettings = Field(default_factory=TickerSettings)
 

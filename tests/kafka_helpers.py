@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
 from monitor.settings import KafkaSettings
@@ -75,3 +80,26 @@ def news(i: int, **fields: Any) -> bytes:
     }
     body.update(fields)
     return json.dumps(body).encode()
+
+
+def worker_config(tmp_path: Path, kafka: KafkaSettings, model_dir: Path, **sections: Any) -> Path:
+    """A ``finmon run`` config file for a classify worker on ``kafka`` with ``model_dir``."""
+    config = tmp_path / "finmon.yaml"
+    body: dict[str, Any] = {
+        "kafka": kafka.model_dump(),
+        "model": {"path": str(model_dir), "device": "cpu"},
+        "metrics": {"enabled": False},
+        "state": {"dir": str(tmp_path / "state")},
+    }
+    config.write_text(yaml.safe_dump({**body, **sections}))
+    return config
+
+
+def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``finmon run --role classify`` in a subprocess, its output appended to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config), "--role", "classify"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )

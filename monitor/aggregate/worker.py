@@ -30,6 +30,7 @@ from monitor.aggregate.engine import Aggregator
 from monitor.aggregate.labels import check_scored
 from monitor.contract import decode_scored
 from monitor.errors import InvalidMessage
+from monitor.health import RoleHealth
 from monitor.ingest import kafka_io
 from monitor.ingest.classify_step import OutRecord, RawRecord, dead_letter
 from monitor.metrics import Metrics
@@ -56,6 +57,7 @@ class AggregateWorker:
     metrics: Metrics
     sinks: Sequence[AlertSink] = ()
     clock_ms: Callable[[], int] = wall_ms
+    health: RoleHealth | None = None
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     _dead: list[OutRecord] = field(default_factory=list, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False)
@@ -75,6 +77,8 @@ class AggregateWorker:
         next_tick = 0.0
         try:
             while not stop.is_set():
+                if self.health is not None:
+                    self.health.loop.beat()
                 polled = consumer.poll(
                     timeout_ms=self.kafka.poll_timeout_ms, max_records=self.kafka.max_poll_records
                 )
@@ -214,6 +218,8 @@ class _CheckpointOnRevoke(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("aggregating partitions %s", sorted(str(tp) for tp in assigned))
+        if self.worker.health is not None:
+            self.worker.health.note_assignment(assigned)
         self._note_ownership(gained=assigned)
 
     def _note_ownership(

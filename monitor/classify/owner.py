@@ -3,10 +3,13 @@
 Callers :meth:`ModelOwner.submit` jobs (never blocks: False means the bounded inbox is full, the
 backpressure signal) and collect finished ones with :meth:`ModelOwner.results`. The owner moves
 jobs into a :class:`MicroBatcher`, runs each closed batch through the classifier, and hands back
-``(job, Prediction | Exception)`` pairs; a batch that fails is bisected to isolate its bad items
-(:mod:`monitor.classify.isolate`), so one bad item costs only itself. When the model itself is
-gone the thread ends and :attr:`ModelOwner.error` says why. While the model runs a batch, the
-caller's thread keeps decoding and counting tokens for the next one.
+``(job, Prediction | Exception, model_version)`` triples; a batch that fails is bisected to
+isolate its bad items (:mod:`monitor.classify.isolate`), so one bad item costs only itself. When the
+model itself is gone the thread ends and :attr:`ModelOwner.error` says why. While the model runs a
+batch, the caller's thread keeps decoding and counting tokens for the next one.
+
+:meth:`ModelOwner.swap` replaces the classifier between two batches (model hot reload): a batch runs
+wholly on one model, and each result names the version that scored it.
 
 Jobs held here are not classified yet: their offsets must not be committed.
 """
@@ -19,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from monitor.classify.batcher import BatchPolicy, MicroBatcher
 from monitor.classify.engine import Classifier
@@ -54,7 +57,12 @@ class Job(Generic[J]):
     context: J
 
 
-Result = tuple[Job[J], Prediction | Exception]
+class Result(NamedTuple, Generic[J]):
+    """One finished job: its prediction (or the exception it raised) and the model version."""
+
+    job: Job[J]
+    prediction: Prediction | Exception
+    model_version: str
 
 
 @dataclass
@@ -65,6 +73,8 @@ class ModelOwner(Generic[J]):
     policy: BatchPolicy
     metrics: Metrics | None = None
     clock_ms: Callable[[], int] = monotonic_ms
+    # Called on every pass of the model loop (idle or not): the liveness probe's heartbeat.
+    beat: Callable[[], None] | None = None
     _inbox: queue.Queue[Job[J]] = field(init=False)
     _outbox: queue.Queue[Result[J]] = field(init=False, default_factory=queue.Queue)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
@@ -72,6 +82,7 @@ class ModelOwner(Generic[J]):
     _busy: int = field(init=False, default=0)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     error: BaseException | None = field(init=False, default=None)
+    _next: tuple[Classifier, Callable[[], None]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._inbox = queue.Queue(maxsize=self.policy.max_queue_items)
@@ -105,6 +116,23 @@ class ModelOwner(Generic[J]):
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def swap(self, classifier: Classifier, on_swapped: Callable[[], None] = lambda: None) -> None:
+        """Serve ``classifier`` from the next batch on; the batch running now ends on the old one.
+
+        Never blocks; ``on_swapped`` is called on the model thread right after the switch. A second
+        call before the switch replaces the first.
+        """
+        with self._lock:
+            self._next = (classifier, on_swapped)
+
+    def _take_swap(self) -> None:
+        with self._lock:
+            pending, self._next = self._next, None
+        if pending is not None:
+            old, self.classifier = self.classifier.version, pending[0]
+            logger.info("model swapped between batches: %s -> %s", old, self.classifier.version)
+            pending[1]()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="finmon-model", daemon=True)
         self._thread.start()
@@ -126,6 +154,9 @@ class ModelOwner(Generic[J]):
     def _loop(self) -> None:
         batcher: MicroBatcher[Job[J]] = MicroBatcher(self.policy, self.clock_ms)
         while True:
+            if self.beat is not None:
+                self.beat()
+            self._take_swap()
             stopping = self._stop.is_set()
             self._fill(batcher, self._wait_sec(batcher, stopping))
             batch = batcher.poll(flush=stopping)
@@ -155,8 +186,9 @@ class ModelOwner(Generic[J]):
                 raise AssertionError("batcher refused a job while not full")
 
     def _run_batch(self, jobs: list[Job[J]]) -> None:
-        predictions = predict_isolating(self.classifier, [j.text for j in jobs])
+        classifier = self.classifier
+        predictions = predict_isolating(classifier, [j.text for j in jobs])
         for job, prediction in zip(jobs, predictions, strict=True):
-            self._outbox.put((job, prediction))
+            self._outbox.put(Result(job, prediction, classifier.version))
         with self._lock:
             self._busy -= len(jobs)

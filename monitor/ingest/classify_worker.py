@@ -44,6 +44,7 @@ from monitor.classify.engine import Classifier
 from monitor.classify.owner import Job, ModelOwner
 from monitor.contract import DEFAULT_LIMITS, DLQ_TRUNCATED_HEADER, DecodeLimits
 from monitor.errors import FinMonError
+from monitor.health import RoleHealth
 from monitor.ingest import kafka_io
 from monitor.ingest.classify_step import (
     OutRecord,
@@ -112,6 +113,10 @@ class ClassifyWorker:
     metrics: Metrics
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     limits: DecodeLimits = DEFAULT_LIMITS
+    role_health: RoleHealth | None = None
+    drain_timeout_sec: float = DRAIN_TIMEOUT_SEC
+    # The running model owner (set by ``run``): the hot reload swaps models through it.
+    owner: ModelOwner[Origin] | None = field(default=None, init=False)
     health: BrokerHealth = field(init=False)
 
     def __post_init__(self) -> None:
@@ -132,7 +137,15 @@ class ClassifyWorker:
         kafka_io.ensure_topics(
             self.kafka, [self.kafka.raw_topic, self.kafka.scored_topic, self.kafka.dlq_topic]
         )
-        owner: ModelOwner[Origin] = ModelOwner(self.classifier, self.policy, self.metrics)
+        owner: ModelOwner[Origin] = ModelOwner(
+            self.classifier,
+            self.policy,
+            self.metrics,
+            beat=self.role_health.model.beat
+            if self.role_health and self.role_health.model
+            else None,
+        )
+        self.owner = owner
         pipeline = _Pipeline(self, owner, kafka_io.make_producer(self.kafka))
         consumer = kafka_io.make_consumer(
             self.kafka, self.kafka.classify_group, [self.kafka.raw_topic], listener=pipeline
@@ -181,6 +194,8 @@ class _Pipeline(ConsumerRebalanceListener):
             self.step()
 
     def step(self) -> None:
+        if self.worker.role_health is not None:
+            self.worker.role_health.loop.beat()
         if not self.owner.alive:
             # Without its model thread the worker would sit paused forever: fail loudly instead,
             # so the daemon exits and its supervisor restarts it (uncommitted work is redelivered).
@@ -223,7 +238,7 @@ class _Pipeline(ConsumerRebalanceListener):
                 valid.append((record, decoded))
                 if decoded.repaired_chars:
                     self.metrics.text_repairs.inc(decoded.repaired_chars)
-        counts = count_tokens(self.worker.classifier, [item.text for _, item in valid])
+        counts = count_tokens(self.owner.classifier, [item.text for _, item in valid])
         for (record, item), n_tokens in zip(valid, counts, strict=True):
             if isinstance(n_tokens, Exception):
                 self._send(
@@ -254,8 +269,7 @@ class _Pipeline(ConsumerRebalanceListener):
         if not results:
             return
         scored_at = datetime.now(UTC)
-        version = self.worker.classifier.version
-        for job, prediction in results:
+        for job, prediction, version in results:
             origin = job.context
             out = encode_result(
                 origin.record,
@@ -354,8 +368,9 @@ class _Pipeline(ConsumerRebalanceListener):
             self._warn("commit", "commit failed (%r); will retry or be redelivered", exc)
 
     def drain(self) -> None:
-        """On stop: finish queued work, wait for acks, commit. Bounded by DRAIN_TIMEOUT_SEC."""
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
+        """On stop: finish queued work, wait for acks, commit. Bounded by the drain timeout."""
+        started = time.monotonic()
+        deadline = started + self.worker.drain_timeout_sec
         self.backlog.clear()  # not submitted yet: redelivered after restart
         while (self.owner.pending or self.sends) and time.monotonic() < deadline:
             self.collect()
@@ -363,6 +378,12 @@ class _Pipeline(ConsumerRebalanceListener):
             self.reap()
             time.sleep(0.01)
         self.commit()
+        drain_sec = time.monotonic() - started
+        self.metrics.drain_seconds.set(drain_sec)
+        left = self.owner.pending + len(self.sends)
+        logger.info(
+            "classify drained in %.0f ms (%d items left to redelivery)", drain_sec * 1000, left
+        )
 
     # -- rebalance listener (called inside poll) --------------------------------------------
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -375,6 +396,8 @@ class _Pipeline(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+        if self.worker.role_health is not None:
+            self.worker.role_health.note_assignment(assigned)
 
     # -- broker health and metrics ----------------------------------------------------------
     def _probe(self) -> None:

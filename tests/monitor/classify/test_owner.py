@@ -43,8 +43,8 @@ def test_inbox_is_bounded_and_everything_comes_back() -> None:
     assert wait_until(lambda: owner.pending == 0)
     results = owner.results()
     owner.stop()
-    assert sorted(job.context for job, _ in results) == list(range(accepted))
-    assert all(isinstance(p, Prediction) for _, p in results)
+    assert sorted(job.context for job, _, _ in results) == list(range(accepted))
+    assert all(isinstance(p, Prediction) for _, p, _ in results)
     assert max(clf.batches) <= 4
 
 
@@ -59,7 +59,41 @@ def test_a_failing_item_fails_alone() -> None:
     for text in ("fed holds", "poison pill", "oil plunge"):
         assert owner.submit(Job(text, 3, text))
     owner.stop()
-    results = dict((job.context, p) for job, p in owner.results())
+    results = dict((job.context, p) for job, p, _ in owner.results())
     assert isinstance(results["poison pill"], RuntimeError)
     assert isinstance(results["fed holds"], Prediction)
     assert results["oil plunge"].sentiment == "negative"  # type: ignore[union-attr]
+
+
+class Versioned(GatedClassifier):
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        self.entered = threading.Event()
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.entered.set()
+        return super().predict(texts)
+
+
+def test_swap_happens_between_batches_and_each_result_names_its_model() -> None:
+    old, new = Versioned("v1"), Versioned("v2")
+    new.gate.set()
+    policy = BatchPolicy(max_batch_items=2, max_batch_tokens=1000, max_wait_ms=0, max_queue_items=8)
+    owner: ModelOwner[int] = ModelOwner(old, policy)
+    owner.start()
+    for i in range(6):
+        assert owner.submit(Job(f"fed {i}", 3, i))
+    assert old.entered.wait(10)  # the first batch is inside the old model
+    swapped = threading.Event()
+    owner.swap(new, swapped.set)
+    old.gate.set()
+    assert wait_until(lambda: owner.pending == 0)
+    owner.stop()
+    versions = [version for _, _, version in sorted(owner.results(), key=lambda r: r.job.context)]
+    assert swapped.is_set()
+    assert versions[:2] == ["v1", "v1"]  # the batch running at the swap ends on the old model
+    assert versions[-1] == "v2"
+    switch = versions.index("v2")
+    assert versions[switch:] == ["v2"] * (6 - switch)  # one switch point, never back
+    assert sum(old.batches) + sum(new.batches) == 6  # every item scored once, by one model

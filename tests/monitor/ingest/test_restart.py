@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from monitor.broker import EmbeddedBroker
 from monitor.settings import KafkaSettings
-from tests.kafka_helpers import drain, news, produce, unique_kafka_settings
+from tests.kafka_helpers import (
+    drain,
+    news,
+    produce,
+    start_worker,
+    unique_kafka_settings,
+    worker_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOTAL = 3000
-
-
-def _start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config), "--role", "classify"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def _wait_scored(bootstrap: str, topic: str, at_least: int, timeout_sec: float) -> int:
@@ -65,26 +59,16 @@ def test_kill_and_restart_loses_no_valid_id(
     broker: EmbeddedBroker, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     kafka = unique_kafka_settings(broker.bootstrap_servers, max_poll_records=8)
-    config = tmp_path / "finmon.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "kafka": kafka.model_dump(),
-                "model": {"path": str(tiny_model_dir), "device": "cpu"},
-                "metrics": {"enabled": False},
-                "state": {"dir": str(tmp_path / "state")},
-            }
-        )
-    )
+    config = worker_config(tmp_path, kafka, tiny_model_dir)
     produce(broker.bootstrap_servers, kafka.raw_topic, (news(i) for i in range(TOTAL)))
     log = tmp_path / "worker.log"
-    first = _start_worker(config, log)
+    first = start_worker(config, log)
     seen_before_kill = _wait_scored(broker.bootstrap_servers, kafka.scored_topic, 200, 120)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     assert 200 <= seen_before_kill < TOTAL, f"kill came too late: {seen_before_kill} scored"
     produced, committed = _produced_and_committed(broker.bootstrap_servers, kafka)
-    second = _start_worker(config, log)
+    second = start_worker(config, log)
     try:
         scored = drain(
             broker.bootstrap_servers,
