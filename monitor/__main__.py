@@ -1,4 +1,4 @@
-"""``python -m monitor`` is the ``finmon`` command."""
+"""``python -m monitor``: the serving commands (``finmon`` adds training's)."""
 
 from monitor.cli import main
 

@@ -37,6 +37,30 @@ MIN_PUBLISHED_AT = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_FUTURE_PUBLISHED_MS = 86_400_000
 MAX_TICKERS = 64
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+# The topics of the shipped model: the Twitter Financial News dataset's, in id order (id 0 is
+# "Analyst Update"); the demo's synthetic generator and training use the same names.
+TWITTER_TOPICS: tuple[str, ...] = (
+    "Analyst Update",
+    "Fed | Central Banks",
+    "Company | Product News",
+    "Treasuries | Corporate Debt",
+    "Dividend",
+    "Earnings",
+    "Energy | Oil",
+    "Financials",
+    "Currencies",
+    "General News | Opinion",
+    "Gold | Metals | Materials",
+    "IPO",
+    "Legal | Regulation",
+    "M&A | Investments",
+    "Macro",
+    "Markets",
+    "Politics",
+    "Personnel Change",
+    "Stock Commentary",
+    "Stock Movement",
+)
 
 DLQ_REASON_HEADER = "finmon-dlq-reason"
 DLQ_DETAIL_HEADER = "finmon-dlq-detail"

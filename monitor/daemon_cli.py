@@ -1,4 +1,4 @@
-"""``finmon run`` and ``finmon demo``."""
+"""``finmon run`` (``finmon demo`` is assembled in ``finmon.cli``)."""
 
 from __future__ import annotations
 
@@ -66,24 +66,6 @@ def run(
         raise typer.Exit(1) from exc
 
 
-def demo(
-    config: ConfigOption = None,
-    duration_sec: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 75.0,
-    forever: Annotated[bool, typer.Option("--forever", help="Run until Ctrl-C.")] = False,
-    retrain: Annotated[bool, typer.Option(help="Ignore the cached demo model.")] = False,
-) -> None:
-    """Everything on one machine: embedded broker, synthetic feed, monitor, webhook receiver."""
-    from monitor.demo.run import run_demo
-
-    settings = settings_or_exit(config)
-    setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    alerts = run_demo(settings, duration_sec=None if forever else duration_sec, retrain=retrain)
-    if not alerts:
-        typer.echo("demo finished without an alert reaching the receiver", err=True)
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``demo``."""
+    """Add ``run``."""
     app.command("run")(run)
-    app.command("demo")(demo)

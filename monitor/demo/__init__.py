@@ -1,1 +1,2 @@
-"""``finmon demo``: synthetic news (``generator``), a replay producer, the demo model, the run."""
+"""``finmon demo``: synthetic news (``generator``), a replay producer, the run (the demo model is
+trained by ``pipelines.demo``)."""

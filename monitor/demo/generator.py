@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipelines.labels import TWITTER_TOPICS
+from monitor.contract import TWITTER_TOPICS
 
 COMPANIES: tuple[tuple[str, str], ...] = (
     ("Apple", "AAPL"),

@@ -20,7 +20,6 @@ from pydantic import SecretStr
 from alerts.receiver import ReceivedAlert, ReceiverConfig, WebhookReceiver
 from monitor.broker import EmbeddedBroker, free_port
 from monitor.daemon import Daemon
-from monitor.demo.model import ensure_demo_model
 from monitor.demo.replay import ReplayPlan, ReplayProducer
 from monitor.ingest.kafka_io import make_producer
 from monitor.metrics import Metrics
@@ -98,12 +97,12 @@ def _progress_line(
 def run_demo(
     settings: Settings,
     *,
+    model_dir: Path,
     duration_sec: float | None,
-    retrain: bool = False,
     echo: Callable[[str], None] = typer.echo,
 ) -> list[ReceivedAlert]:
-    """Run the demo; return the alerts that reached the receiver."""
-    model_dir = ensure_demo_model(settings, retrain=retrain, echo=echo)
+    """Run the demo with the model exported at ``model_dir``; return the alerts that reached
+    the receiver."""
     secret = secrets.token_hex(16)
     received: list[ReceivedAlert] = []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from finmon.cli import app
 from monitor.daemon import Daemon
 from monitor.demo.run import run_demo
 from monitor.errors import ConfigError
@@ -36,7 +36,7 @@ def test_classify_role_without_model_is_a_config_error(tmp_path: Path) -> None:
 def test_demo_runs_to_completion_with_a_configured_model(tiny_model_dir: Path) -> None:
     lines: list[str] = []
     settings = Settings(model={"path": str(tiny_model_dir), "device": "cpu"})
-    run_demo(settings, duration_sec=12, echo=lines.append)
+    run_demo(settings, model_dir=tiny_model_dir, duration_sec=12, echo=lines.append)
     progress = [line for line in lines if "scored=" in line]
     assert progress, lines
     last = progress[-1]

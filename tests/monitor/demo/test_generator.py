@@ -4,10 +4,8 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
-from monitor.contract import decode_news
+from monitor.contract import TWITTER_TOPICS, decode_news
 from monitor.demo.generator import SENTIMENTS, NewsGenerator
-from monitor.demo.model import demo_frames
-from pipelines.labels import TWITTER_TOPICS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -34,14 +32,8 @@ def test_burst_is_mostly_negative_on_its_topic() -> None:
     assert 0.8 < share < 0.97
 
 
-def test_corpus_is_balanced_and_frames_split_tasks() -> None:
+def test_corpus_is_balanced() -> None:
     corpus = NewsGenerator(seed=5).corpus(per_class=3)
     counts = Counter((i.topic, i.sentiment) for i in corpus)
     assert set(counts.values()) == {3}
     assert len(counts) == len(TWITTER_TOPICS) * len(SENTIMENTS)
-    frames = demo_frames(per_class=4)
-    assert set(frames) == {"sentiment", "topic"}
-    assert set(frames["sentiment"]["label"]) == set(SENTIMENTS)
-    assert set(frames["topic"]["label"]) == set(TWITTER_TOPICS)
-    texts = set(frames["sentiment"]["text"]) & set(frames["topic"]["text"])
-    assert len(texts) < 0.1 * len(frames["topic"]), "each text should carry one task's label"

@@ -1,4 +1,5 @@
-"""The demo's model: the configured one, or a small one fine-tuned once on synthetic headlines.
+"""The demo's model (``finmon demo``): the configured one, or a small one fine-tuned once on
+synthetic headlines.
 
 The fine-tuned model is cached under the user cache directory (``platformdirs``), keyed by the
 corpus revision, so later demos start at once.
@@ -16,6 +17,8 @@ from platformdirs import user_cache_dir
 from monitor.classify.model import META_FILE
 from monitor.demo.generator import NewsGenerator
 from monitor.settings import Settings
+from pipelines.config import TrainConfig
+from pipelines.train import train
 
 # Bump when the generator or the recipe changes, so stale cached models are not reused.
 DEMO_MODEL_REVISION = "3"
@@ -49,9 +52,6 @@ def ensure_demo_model(
     target = demo_model_dir()
     if (target / META_FILE).is_file() and not retrain:
         return target
-    from pipelines.config import TrainConfig
-    from pipelines.train import train
-
     echo(
         f"no model configured: fine-tuning a demo model on synthetic headlines "
         f"(at most {DEMO_MAX_MINUTES:.0f} min, cached in {target})"

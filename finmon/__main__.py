@@ -1,0 +1,5 @@
+"""``python -m finmon`` is the ``finmon`` command."""
+
+from finmon.cli import main
+
+main()
