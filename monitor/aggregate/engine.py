@@ -299,13 +299,14 @@ class Aggregator:
         self._front_ms = sorted(int(t) for t in front)[-self.settings.watermark_quorum_items :]
         self.watermark_ms = snapshot["watermark_ms"]
         for kind, key, state in snapshot["tracks"]:
+            if kind == "topic" and not self.topics.restore(key):
+                continue  # a topic outside the label map (a checkpoint from before the bound)
             track = self._new_track((kind, key), 0)
             track.load_state(state)
             self.tracks[(kind, key)] = track
             self._tickers += kind == "ticker"
-            if kind == "topic":
-                self.topics.admit(key)
-        self.active = {(r, k, key, s): int(v) for r, k, key, s, v in snapshot["active"]}
+        active = {(r, k, key, s): int(v) for r, k, key, s, v in snapshot["active"]}
+        self.active = {label: v for label, v in active.items() if label[1:3] in self.tracks}
         logger.info("restored %d key tracks and %d ids", len(self.tracks), len(self._seen))
 
     def collector(self) -> Collector:

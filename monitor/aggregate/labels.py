@@ -45,9 +45,14 @@ class TopicLabels:
         self._unlogged = 0
         self._next_log_ms: int | None = None
 
-    def admit(self, topic: str) -> None:
-        """Keep ``topic`` under its own name (a track restored from a checkpoint)."""
+    def restore(self, topic: str) -> bool:
+        """Whether a track of ``topic`` restored from a checkpoint keeps its own name."""
+        if topic in self._admitted or topic == OTHER_TOPIC:
+            return True
+        if self._fixed or len(self._admitted) >= self._max_series:
+            return False
         self._admitted.add(topic)
+        return True
 
     def label(self, topic: str, now_ms: int) -> str:
         if topic in self._admitted or topic == OTHER_TOPIC:

@@ -33,8 +33,8 @@ W = 2_000
 WINDOWS = 90
 BURSTS = {"Earnings": (20, 50), "Macro": (35, 65)}
 # Three in CI (each restart imports torch: about 25 s on a busy 2-core machine); the figures in
-# docs/reliability.md come from FINMON_RELIABILITY_KILLS=10.
-KILLS = int(os.environ.get("FINMON_RELIABILITY_KILLS", "3"))
+# docs/reliability.md come from RELIABILITY_KILLS=10.
+KILLS = int(os.environ.get("RELIABILITY_KILLS", "3"))
 AGGREGATE = {
     "window_ms": W,
     "allowed_lateness_ms": 500,

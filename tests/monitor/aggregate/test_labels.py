@@ -18,6 +18,7 @@ from monitor.aggregate.labels import (
     known_topics,
     tracked_tickers,
 )
+from monitor.aggregate.store import MemoryStateStore
 from monitor.errors import InvalidMessage
 from monitor.metrics import Metrics
 from monitor.settings import load_settings
@@ -113,3 +114,16 @@ def test_known_topics_come_from_the_setting_then_the_model(tmp_path: Path) -> No
     both = {"model": {"path": str(model)}, "aggregate": {"topic_labels": ["IPO"]}}
     assert known_topics(load_settings(environ={}, overrides=both)) == ("IPO",)
     assert known_topics(load_settings(environ={})) == ()
+
+
+def test_a_checkpoint_full_of_forged_topics_restores_only_known_ones(
+    make_item: ItemFactory,
+) -> None:
+    store = MemoryStateStore()
+    unbounded = Aggregator(fast_settings(max_topic_series=10_000), store=store)
+    for n in range(500):
+        unbounded.add(make_item(T0_MS + n, topic=f"forged-{n}"), T0_MS + n)
+    unbounded.add(make_item(T0_MS, topic="Earnings"), T0_MS)
+    unbounded.checkpoint()
+    restored = Aggregator(fast_settings(), store=store, topics=MODEL_TOPICS)
+    assert sorted(key for kind, key in restored.tracks if kind == "topic") == ["Earnings"]
