@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitor.broker import EmbeddedBroker
-from monitor.contract import DLQ_REASON_HEADER
-from pipelines.labels import TWITTER_TOPICS
+from monitor.contract import DLQ_REASON_HEADER, TWITTER_TOPICS
 from tests.kafka_helpers import drain, produce, unique_kafka_settings
 from tests.polling import wait_until
 from tests.reliability.aggregate_proc import AggregateProcess, scored
