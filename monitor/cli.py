@@ -1,5 +1,6 @@
 """The serving side's commands: ``python -m monitor`` (run, backtest, detect-bench,
-webhook-receiver, deploy-render, bench classify). ``finmon`` (``finmon.cli``) adds training's."""
+webhook-receiver, deploy-render, bench classify, bench sources). ``finmon`` (``finmon.cli``) adds
+training's."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from alerts.cli import register as register_alerts
 from monitor.aggregate.cli import register as register_aggregate
 from monitor.classify.cli import register as register_classify
 from monitor.daemon_cli import register as register_daemon
+from monitor.sources.cli import register as register_sources
 
 
 def build_app() -> tuple[typer.Typer, typer.Typer]:
@@ -29,6 +31,7 @@ def build_app() -> tuple[typer.Typer, typer.Typer]:
     register_aggregate(app)
     register_alerts(app)
     register_classify(bench)
+    register_sources(bench)
     return app, bench
 
 

@@ -73,14 +73,14 @@ class FeedStore:
         return FeedPosition(row[0], Validators(row[1], row[2]))
 
     def split(self, items: Sequence[SourceItem]) -> Split:
-        """Separate new items from ones already seen by any of their keys."""
+        """Separate new items from ones already seen (by their match keys)."""
         keys = {k for item in items for k in item.keys}
         with self._lock:
             known = self._known(keys)
         new: list[SourceItem] = []
         duplicates: list[SourceItem] = []
         for item in items:
-            if known.intersection(item.keys):
+            if known.intersection(item.match_keys):
                 duplicates.append(item)
             else:
                 new.append(item)

@@ -29,6 +29,13 @@ class SourceItem:
     keys: tuple[str, ...]
     message: dict[str, Any]
 
+    @property
+    def match_keys(self) -> tuple[str, ...]:
+        """The keys that make an item a repeat: its GUID or its link when it has either (a new
+        GUID on a known link is a repeat), else its title + date. All keys are stored."""
+        strong = tuple(k for k in self.keys if not k.startswith("title:"))
+        return strong or self.keys
+
 
 def normalise_link(link: str) -> str:
     """Scheme and host lower-cased, fragment and trailing slash dropped."""
@@ -45,6 +52,8 @@ def normalise_title(title: str) -> str:
 
 def identity_keys(feed: str, entry: FeedEntry) -> tuple[str, ...]:
     """Dedup keys, strongest first: GUID (per feed), link, normalised title + date (global).
+
+    Every key is remembered; :attr:`SourceItem.match_keys` says which ones identify a repeat.
 
     The title key uses the calendar day of an entry's own time, and is left out when the time
     was estimated (the fetch time changes on every poll).

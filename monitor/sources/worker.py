@@ -204,6 +204,7 @@ class SourceRole:
             if drop is not None:
                 threads.append(_thread("finmon-dropfolder", drop.run, stop))
             self.board.alive = True
+            self.metrics.up.labels("source").set(1)
             logger.info(
                 "source role: %d feed(s), push %s, drop folder %s",
                 len(self.settings.sources.feeds),
@@ -213,6 +214,7 @@ class SourceRole:
             stop.wait()
         finally:
             self.board.alive = False
+            self.metrics.up.labels("source").set(0)
             if self.push is not None:
                 self.push.stop()
             if schedule is not None:

@@ -31,6 +31,13 @@ def test_classify_role_without_model_is_a_config_error(tmp_path: Path) -> None:
     assert info.value.key == "model.path"
 
 
+def test_source_role_without_sources_is_a_config_error() -> None:
+    settings = load_settings(None, environ={}, overrides={"role": "source"})
+    with pytest.raises(ConfigError) as info:
+        Daemon.from_settings(settings)
+    assert info.value.key == "sources"
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_demo_runs_to_completion_with_a_configured_model(tiny_model_dir: Path) -> None:
@@ -40,8 +47,10 @@ def test_demo_runs_to_completion_with_a_configured_model(tiny_model_dir: Path) -
     progress = [line for line in lines if "scored=" in line]
     assert progress, lines
     last = progress[-1]
-    produced = int(last.split("produced=")[1].split()[0])
+    fed = int(last.split("fed=")[1].split()[0])
+    sourced = int(last.split("sourced=")[1].split()[0])  # through the source role's feed poller
     scored = int(last.split("scored=")[1].split()[0])
-    assert produced > 100
+    assert fed > 100
+    assert sourced > 0
     assert scored > 0
     assert any("alert notification(s) reached" in line for line in lines)

@@ -50,11 +50,15 @@ def test_changed_guid_same_link_is_not_new(tmp_path: Path) -> None:
     assert len(split.duplicates) == 1
 
 
-def test_same_title_same_day_different_link_is_a_duplicate(tmp_path: Path) -> None:
+def test_title_and_date_identify_items_without_guid_or_link(tmp_path: Path) -> None:
     store = FeedStore(tmp_path / "s.sqlite", retention_ms=DAY_MS)
     store.commit("wire", "u", FeedPosition("u"), item().keys, 1)
-    syndicated = item(guid="", link="https://mirror.example.org/9", title="Bank raises  dividend!")
-    assert store.split([syndicated]).duplicates == (syndicated,)
+    bare = item(guid="", link="", title="Bank raises  dividend!")
+    other_day = item(guid="", link="", published_at=datetime(2026, 12, 5, tzinfo=UTC))
+    own_link = item(guid="g-9", link="https://x.example.com/9")  # same title: a distinct story
+    split = store.split([bare, other_day, own_link])
+    assert split.duplicates == (bare,)
+    assert split.new == (other_day, own_link)
 
 
 def test_repeats_inside_one_poll_count_once(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -71,7 +72,7 @@ def test_feed_push_and_drop_folder_reach_news_raw(
     thread = threading.Thread(target=role.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        assert wait_until(lambda: role.push is not None and role.board.alive, 20)
+        assert wait_until(lambda: role.push is not None and role.board.alive, 60)
         assert role.push is not None
         answer = httpx.post(
             role.push.url,
@@ -80,11 +81,12 @@ def test_feed_push_and_drop_folder_reach_news_raw(
         )
         assert answer.status_code == 202
         (tmp_path / "drop" / "f.jsonl").write_text(json.dumps({"id": "dropped-1", "headline": "y"}))
-        records = drain(broker.bootstrap_servers, kafka.raw_topic, lambda r: len(r) >= 5, 30)
+        records = drain(broker.bootstrap_servers, kafka.raw_topic, lambda r: len(r) >= 5, 60)
         sources = sorted(json.loads(r.value)["source"] for r in records)
         assert sources == ["dropfolder", "push", "wire", "wire", "wire"]
-        assert wait_until((tmp_path / "drop" / "done" / "f.jsonl").exists, 10)
+        assert wait_until((tmp_path / "drop" / "done" / "f.jsonl").exists, 30)
         assert role.board.snapshot()["wire"].last_success_sec is not None
+        assert metrics.registry.get_sample_value("finmon_up", {"role": "source"}) == 1
     finally:
         stop.set()
         thread.join(30)
@@ -98,6 +100,14 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _committed_position(path: Path) -> tuple[str, ...] | None:
+    if not path.exists():
+        return None
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT url, etag FROM feeds").fetchone()
+    return tuple(row) if row else None
 
 
 class TopicReader:
@@ -127,7 +137,7 @@ class TopicReader:
 def test_kill_9_mid_poll_loses_nothing(
     broker: EmbeddedBroker, feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    total = 3000
+    total = 6000
     body = big_feed(total)
     kafka = unique_kafka_settings(broker.bootstrap_servers)
     url = feed_server.serve("/rss", lambda r: Reply(200, body, {"ETag": '"one"'}))
@@ -144,11 +154,14 @@ def test_kill_9_mid_poll_loses_nothing(
     first = _start(path, log)
     try:
         # Kill as soon as the first items of the poll are on the topic: mid-produce.
-        wait_until(lambda: bool(reader.read(50)), 60, 0.0)
+        wait_until(lambda: bool(reader.read(50)), 90, 0.0)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-    before = len(reader.read())
+    settled = -1
+    while settled != len(reader.read(1_000)):  # everything the killed process got acknowledged
+        settled = len(reader.ids)
+    committed = _committed_position(tmp_path / "state" / "sources.sqlite")
     second = _start(path, log)
     try:
         wait_until(lambda: len(reader.read()) >= total, 120, 0.0)
@@ -156,7 +169,8 @@ def test_kill_9_mid_poll_loses_nothing(
         second.terminate()
         second.wait(30)
     reader.consumer.close()
-    assert 0 < before < total, f"not killed mid-poll ({before} of {total} on the topic)"
+    assert 0 < settled < total, f"not killed mid-poll ({settled} of {total} on the topic)"
+    assert committed is None, "the killed poll committed a position before all its acks"
     assert len(reader.ids) == total, f"lost {total - len(reader.ids)} items; see {log}"
     # The restart redid the poll from the old position: no ETag had been committed.
     assert feed_server.requests[1].headers.get("if-none-match") is None
