@@ -350,7 +350,8 @@ class DropFolderSettings(_Frozen):
     # A file is read once its size and mtime have not changed for this long (writers still busy
     # are skipped; writing to a dot-file or ``*.tmp`` and renaming is safer still).
     settle_sec: float = Field(default=2.0, ge=0)
-    max_file_bytes: int = Field(default=200_000_000, ge=1)
+    # A dropped file is read whole: this bounds the memory it takes.
+    max_file_bytes: int = Field(default=50_000_000, ge=1)
     # The source label of dropped items, and their ``source`` when a row has none.
     source_name: str = Field(default="dropfolder", pattern=_SOURCE_NAME)
 

@@ -97,7 +97,9 @@ class FeedSchedule:
 
     def stop(self) -> None:
         """Wait for polls in progress (they commit), then stop."""
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.poller.fetcher.close()
 
 
 class SourceRole:
@@ -193,10 +195,11 @@ class SourceRole:
             retention_ms=int(self.settings.sources.dedup_retention_sec * 1000),
         )
         self.producer = producer = self._producer()
-        schedule, self.push = self._schedule(store, producer), self._push(producer)
-        drop = self._drop_folder(producer)
+        schedule: FeedSchedule | None = None
         threads: list[threading.Thread] = []
         try:
+            schedule, self.push = self._schedule(store, producer), self._push(producer)
+            drop = self._drop_folder(producer)
             if schedule is not None:
                 schedule.start()
             if self.push is not None:
