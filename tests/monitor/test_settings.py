@@ -82,3 +82,41 @@ def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     missing = [k for k in _keys(Settings) if f"{k.rsplit('.', 1)[-1]}:" not in text]
     assert not missing, f"keys missing from {EXAMPLE.name}: {missing}"
+
+
+def test_sources_from_environment_and_their_errors() -> None:
+    env = {
+        "FINMON_SOURCES__FEEDS": '[{name: wire, url: "https://x.example.com/rss"}]',
+        "FINMON_SOURCES__PUSH__ENABLED": "true",
+        "FINMON_SOURCES__PUSH__TOKEN": "tok-123",
+    }
+    settings = load_settings(EXAMPLE, environ=env)
+    assert settings.sources.feeds[0].name == "wire" and settings.sources.configured
+    assert "tok-123" not in repr(settings)
+    bad = [
+        ({"FINMON_SOURCES__PUSH__ENABLED": "true"}, "sources.push"),
+        ({"FINMON_SOURCES__FEEDS": "[{name: Bad Name, url: 'http://x'}]"}, "sources.feeds.0.name"),
+        ({"FINMON_SOURCES__FEEDS": "[{name: a, url: 'ftp://x'}]"}, "sources.feeds.0.url"),
+        (
+            {"FINMON_SOURCES__FEEDS": "[{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]"},
+            "sources.feeds",
+        ),
+    ]
+    for environ, key in bad:
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, environ=environ)
+        assert info.value.key == key, environ
+
+
+def test_an_unreadable_ticker_dictionary_is_a_config_error(tmp_path: Path) -> None:
+    from monitor.metrics import build_metrics
+    from monitor.sources import SourceRole
+
+    broken = tmp_path / "tickers.yaml"
+    broken.write_text("- not a mapping\n")
+    settings = load_settings(
+        None, environ={}, overrides={"tickers": {"dictionary_path": str(broken)}}
+    )
+    with pytest.raises(ConfigError) as info:
+        SourceRole.from_settings(settings, build_metrics())
+    assert info.value.key == "tickers.dictionary_path"
