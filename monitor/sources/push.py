@@ -141,6 +141,7 @@ class PushServer:
 
             def do_POST(self) -> None:
                 started = time.perf_counter()
+                self.body_read = False
                 try:
                     code, body, headers = self._answer()
                 except _Reply as early:
@@ -148,6 +149,8 @@ class PushServer:
                 except Exception:  # a bug answers 500; the endpoint keeps serving
                     logger.exception("push request failed")
                     code, body, headers = 500, {"error": "internal"}, {}
+                if not self.body_read:  # an unread body would be taken for the next request
+                    self.close_connection = True
                 server.metrics.push_requests.labels(str(code)).inc()
                 if code in (202, 400) and "accepted" in body:
                     server.metrics.push_seconds.observe(time.perf_counter() - started)
@@ -162,10 +165,11 @@ class PushServer:
                 if not length.isdigit():
                     raise _Reply(411, {"error": "length_required"})
                 if int(length) > server.settings.max_body_bytes:
-                    self.close_connection = True
                     limit = server.settings.max_body_bytes
                     raise _Reply(413, {"error": "too_large", "detail": f"at most {limit} bytes"})
-                return server.handle(self.rfile.read(int(length)))
+                body = self.rfile.read(int(length))
+                self.body_read = True
+                return server.handle(body)
 
             def _send(self, code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
                 data = json.dumps(body).encode()
