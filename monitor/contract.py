@@ -141,11 +141,38 @@ class NewsItem:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityPrediction:
+    """The sentiment toward one entity. ``found`` is false when the text does not contain the
+    name (the probabilities are then empty: nothing was scored)."""
+
+    name: str
+    ticker: str | None
+    sentiment_probs: Mapping[str, float] = field(default_factory=dict)
+    found: bool = True
+
+    @property
+    def sentiment(self) -> str | None:
+        probs = self.sentiment_probs
+        return max(probs, key=lambda k: probs[k]) if probs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ticker": self.ticker,
+            "sentiment": self.sentiment,
+            "sentiment_probs": {k: round(v, 6) for k, v in self.sentiment_probs.items()},
+            "found": self.found,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
-    """Model output for one text: a probability per label for each task."""
+    """Model output for one text: a probability per label for each task, and the sentiment
+    toward each entity asked for (empty when none was asked or the model has no entity head)."""
 
     topic_probs: Mapping[str, float]
     sentiment_probs: Mapping[str, float]
+    entities: tuple[EntityPrediction, ...] = ()
 
     @property
     def topic(self) -> str:
@@ -351,6 +378,7 @@ def scored_record(
         "sentiment": prediction.sentiment,
         "sentiment_probs": {k: round(v, 6) for k, v in prediction.sentiment_probs.items()},
         "sentiment_score": round(prediction.sentiment_score, 6),
+        "entities": [entity.to_dict() for entity in prediction.entities],
         "model_version": model_version,
         "scored_at": format_time(scored_at),
         "ingested_at": format_time(ingested_at),
@@ -370,6 +398,29 @@ class ScoredItem:
     published_at: datetime
     ingested_at: datetime
     tickers: tuple[str, ...]
+    # ticker -> (sentiment, sentiment_score, negative_prob) of that entity, where it was scored.
+    entity_views: Mapping[str, tuple[str, float, float]] = field(default_factory=dict)
+
+    def view(self, ticker: str | None = None) -> tuple[str, float, float]:
+        """(sentiment, sentiment_score, negative_prob) as a window of ``ticker`` counts it: the
+        entity's own sentiment when the model scored one for that ticker, else the headline's."""
+        if ticker is not None and ticker in self.entity_views:
+            return self.entity_views[ticker]
+        return self.sentiment, self.sentiment_score, self.negative_prob
+
+
+def _entity_views(value: object) -> dict[str, tuple[str, float, float]]:
+    """The first scored entity of each ticker in a ``news.scored`` ``entities`` list."""
+    views: dict[str, tuple[str, float, float]] = {}
+    for entity in value if isinstance(value, list) else []:
+        ticker = entity.get("ticker") if isinstance(entity, dict) else None
+        probs = entity.get("sentiment_probs") if isinstance(entity, dict) else None
+        if not ticker or not isinstance(probs, dict) or not probs or str(ticker) in views:
+            continue
+        negative = float(probs.get("negative", 0.0))
+        score = float(probs.get("positive", 0.0)) - negative
+        views[str(ticker)] = (max(probs, key=lambda k: float(probs[k])), score, negative)
+    return views
 
 
 def decode_scored(payload: bytes) -> ScoredItem:
@@ -377,6 +428,8 @@ def decode_scored(payload: bytes) -> ScoredItem:
     try:
         obj = json.loads(payload.decode("utf-8"))
         probs = obj.get("sentiment_probs") or {}
+        views = _entity_views(obj.get("entities"))
+        tickers = tuple(dict.fromkeys([*_as_str_list(obj.get("tickers")), *views]))
         return ScoredItem(
             id=str(obj["id"]),
             headline=str(obj.get("headline") or obj.get("body") or "")[:500],
@@ -388,7 +441,8 @@ def decode_scored(payload: bytes) -> ScoredItem:
             ),
             published_at=parse_time(obj["published_at"]),
             ingested_at=parse_time(obj.get("ingested_at") or obj["scored_at"]),
-            tickers=tuple(_as_str_list(obj.get("tickers"))),
+            tickers=tickers,
+            entity_views=views,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidMessage("not_json", f"bad scored record: {exc!r}") from exc

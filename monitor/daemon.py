@@ -41,6 +41,7 @@ from monitor.metrics import Metrics, build_metrics
 from monitor.reload import ModelReloader, canary_texts
 from monitor.settings import Settings
 from monitor.sources import SourceRole
+from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary, TickerDictionaryError
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,19 @@ def decode_limits(settings: Settings) -> DecodeLimits:
         min_published_at=ingest.min_published_at,
         max_future_ms=ingest.max_future_ms,
     )
+
+
+def load_ticker_names(settings: Settings) -> TickerDictionary:
+    """The ``model.ticker_names`` dictionary (empty when unset). Raises ConfigError."""
+    path = settings.model.ticker_names
+    if not path:
+        return EMPTY_DICTIONARY
+    try:
+        return TickerDictionary.load(path)
+    except TickerDictionaryError as exc:
+        raise ConfigError(
+            "model.ticker_names", exc.problem, "point it at a YAML file {TICKER: [name, alias]}"
+        ) from exc
 
 
 @dataclass
@@ -227,6 +241,7 @@ class Daemon:
             decode_limits(cfg),
             role_health=role,
             drain_timeout_sec=drain_sec,
+            names=load_ticker_names(cfg),
         )
         self.health.check(
             "broker.classify",

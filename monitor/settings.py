@@ -142,6 +142,9 @@ class ModelSettings(_Frozen):
     max_chunks: int = Field(default=8, ge=1, le=64)
     # CPU threads for the model's matmuls; 0 keeps torch's default (one per core).
     torch_threads: int = Field(default=0, ge=0, le=256)
+    # YAML/JSON file {ticker: [name, alias, ...]}: names that count as entities of that ticker
+    # (scored by a model with an entity head, beside cashtags and the input tickers). Empty: none.
+    ticker_names: str = ""
 
 
 class AggregateSettings(_Frozen):

@@ -19,10 +19,13 @@ BUCKET_BATCHES = 50
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids (unpadded) and per-task labels, aligned by index."""
+    """Token ids (unpadded) and per-task labels, aligned by index; with entity mentions,
+    ``spans[i]`` holds example ``i``'s ``(first token, end token, label id)`` triples
+    (:mod:`pipelines.entities`), empty for a text without any."""
 
     input_ids: tuple[tuple[int, ...], ...]
     labels: Mapping[str, np.ndarray]
+    spans: tuple[tuple[tuple[int, int, int], ...], ...] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)

@@ -135,9 +135,14 @@ def evaluate_command(
     *,
     model: Annotated[Path, Opt("--model", help="Exported model directory.")],
     data: Annotated[Path, Opt("--data", help="Labelled CSV, JSONL or Parquet file.")],
-    task: Annotated[str | None, Opt(help="sentiment or topic (inferred when omitted).")] = None,
+    task: Annotated[
+        str | None, Opt(help="sentiment, topic or entity (inferred when omitted; not entity).")
+    ] = None,
     text_col: Annotated[str, Opt(help="Text column name.")] = "text",
     label_col: Annotated[str, Opt(help="Label column name.")] = "label",
+    entities_col: Annotated[
+        str, Opt(help="With --task entity: the JSON column {entity: sentiment}.")
+    ] = "entities",
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
     out_dir: Annotated[Path | None, Opt(help="Where to write JSON and PNG [MODEL/eval].")] = None,
     robustness: Annotated[bool, Opt("--robustness/--no-robustness")] = True,
@@ -148,8 +153,19 @@ def evaluate_command(
     from pipelines.evaluate import EvalOptions, evaluate
 
     _logging()
+    if task == "entity":
+        _evaluate_entities(
+            model,
+            data,
+            text_col=text_col,
+            label_col=label_col,
+            entities_col=entities_col,
+            out_dir=out_dir,
+            robustness=robustness,
+        )
+        return
     if task not in (None, "sentiment", "topic"):
-        raise typer.BadParameter("must be sentiment or topic", param_hint="--task")
+        raise typer.BadParameter("must be sentiment, topic or entity", param_hint="--task")
     options = EvalOptions(
         task=cast(Task | None, task),
         text_col=text_col,
@@ -161,6 +177,33 @@ def evaluate_command(
     with _errors():
         result = evaluate(model, data, options)
     typer.echo(json.dumps(result) if as_json else format_report(result))
+
+
+def _evaluate_entities(
+    model: Path,
+    data: Path,
+    *,
+    text_col: str,
+    label_col: str,
+    entities_col: str,
+    out_dir: Path | None,
+    robustness: bool,
+) -> None:
+    from pipelines.evaluate_entity import (
+        EntityEvalOptions,
+        evaluate_entities,
+        format_entity_report,
+    )
+
+    options = EntityEvalOptions(
+        text_col=text_col,
+        label_col=label_col,
+        entities_col=entities_col,
+        out_dir=str(out_dir) if out_dir else None,
+        robustness=robustness,
+    )
+    with _errors():
+        typer.echo(format_entity_report(evaluate_entities(model, data, options)))
 
 
 def format_report(result: dict[str, Any]) -> str:

@@ -46,6 +46,14 @@ class TrainConfig:
     data_root: str | None = None
     text_col: str = "text"
     label_col: str = "label"
+    # News headlines with entity-level sentiment (SEntFiN layout, pipelines.entities): their
+    # single-label rows join the sentiment task and every row trains the entity head; a grouped
+    # holdout of news_train joins the selection score. news_test is leakage-checked only; score
+    # it with `finmon evaluate --task entity`. entity_weight scales the entity loss.
+    news_train: str | None = None
+    news_test: str | None = None
+    entities_col: str = "entities"
+    entity_weight: float = 1.0
     topic_labels: tuple[str, ...] = TWITTER_TOPICS
     dedup: Dedup = "normalised"
     leakage: Leakage = "report"
@@ -111,6 +119,13 @@ class TrainConfig:
             ("max_minutes", self.max_minutes is None or self.max_minutes > 0, "must be > 0"),
             ("label_smoothing", 0 <= self.label_smoothing < 0.5, "must be in [0, 0.5)"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
+            ("entity_weight", self.entity_weight >= 0, "must be >= 0"),
+            (
+                "news_train",
+                not self.news_train or not self.self_distill,
+                "cannot be combined with self_distill (the teachers' labelling pass carries no "
+                "entity spans); set self_distill: false",
+            ),
             ("distill_temperature", self.distill_temperature >= 1, "must be >= 1 (1: as is)"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
             ("teacher_lr", self.teacher_lr is None or self.teacher_lr > 0, "must be > 0"),

@@ -62,15 +62,19 @@ def topic_spec(names: Sequence[str] = TWITTER_TOPICS) -> LabelSpec:
 
 
 def load_table(
-    path: str | Path, text_col: str = TEXT, label_col: str | None = LABEL
+    path: str | Path,
+    text_col: str = TEXT,
+    label_col: str | None = LABEL,
+    extra_cols: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Read CSV/TSV, JSON Lines or Parquet by suffix; return its text (and label) columns as-is.
+    """Read CSV/TSV, JSON Lines or Parquet by suffix; return its text (and label, and
+    ``extra_cols``) columns as-is.
 
     Raises DataError for unreadable files, missing columns and empty or non-string texts.
     """
     file = str(path)
     frame = _read_any(Path(path))
-    wanted = [text_col] + ([label_col] if label_col else [])
+    wanted = [text_col] + ([label_col] if label_col else []) + list(extra_cols)
     for column in wanted:
         if column not in frame.columns:
             raise DataError(file, f"no such column (columns: {list(frame.columns)})", column=column)

@@ -17,11 +17,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from monitor.classify.model import MultiTaskModel
+from monitor.classify.model import ENTITY, MultiTaskModel
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.entities import collate_spans, predict_entities
 from pipelines.plan import FitStage
 from pipelines.precision import autocast, use_bf16
 from pipelines.predict import predict_encoded
@@ -57,10 +58,17 @@ class LoopState:
 
 @dataclass(frozen=True)
 class Holdout:
-    """One task's holdout, already encoded (labels for that task only)."""
+    """One task's holdout, already encoded (labels for that task only). ``head`` is the head
+    that scores it (None: the holdout's own key); ``truth`` the labels it is scored against
+    (None: ``data.labels`` of that head; the entity head's are per span)."""
 
     data: Encoded
     names: tuple[str, ...]
+    head: str | None = None
+    truth: np.ndarray | None = None
+
+    def labels(self, key: str) -> np.ndarray:
+        return self.truth if self.truth is not None else self.data.labels[self.head or key]
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ class LoopData:
     holdouts: Mapping[str, Holdout]
     pad_id: int
     targets: SoftTargets | None = None
+    # What the news file gave (pipelines.news), for the model card; empty without one.
+    news_stats: Mapping[str, Any] = field(default_factory=dict)
 
 
 def masked_loss(
@@ -200,9 +210,17 @@ class TrainLoop:
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
+        entity = None
         with autocast(self.device, self.bf16):
-            logits = self.model.logits(self.model.features(**inputs))
+            if self.data.spans is None:
+                logits = self.model.logits(self.model.features(**inputs))
+            else:
+                hidden = self.model.encoder(**inputs).last_hidden_state
+                logits = self.model.logits(self.model.pool(hidden, inputs["attention_mask"]))
+                entity = self._entity_loss(batch, hidden, inputs["attention_mask"])
         loss = masked_loss(logits, labels, self.config.label_smoothing)
+        if entity is not None:
+            loss = loss + self.config.entity_weight * entity
         if self.soft is not None:
             weight = self.config.distill_weight
             targets = batch_targets(self.soft, batch, self.device)
@@ -214,6 +232,18 @@ class TrainLoop:
         self.optimizer.step()
         self.state.step += 1
         return float(loss.detach())
+
+    def _entity_loss(
+        self, batch: np.ndarray, hidden: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Mean cross-entropy of the entity head over the batch's spans (None without any)."""
+        table, targets = collate_spans(self.data, batch, self.device)
+        if not len(targets):
+            return None
+        logits = self.model.entity_logits(hidden, mask, table)
+        return nn.functional.cross_entropy(
+            logits.float(), targets, label_smoothing=self.config.label_smoothing
+        )
 
     def _eval_due(self) -> bool:
         step = self.state.step
@@ -262,10 +292,19 @@ class TrainLoop:
 
     def holdout_probs(self, task: str, holdout: Holdout) -> np.ndarray:
         """The model's current probabilities for one task's holdout."""
+        if holdout.head == ENTITY:
+            return predict_entities(
+                self.model,
+                holdout.data,
+                batch_size=self.config.eval_batch_size,
+                pad_id=self.pad_id,
+                device=self.device,
+                bf16=self.bf16,
+            )
         return predict_encoded(
             self.model,
             holdout.data,
-            task,
+            holdout.head or task,
             batch_size=self.config.eval_batch_size,
             pad_id=self.pad_id,
             device=self.device,
@@ -314,7 +353,7 @@ def _score(task: str, probs: np.ndarray | None, holdout: Holdout) -> dict[str, f
     """Accuracy and macro-F1 of one task's holdout probabilities (zeros for an empty holdout)."""
     if probs is None:
         return {"accuracy": 0.0, "macro_f1": 0.0}
-    truth = holdout.data.labels[task]
+    truth = holdout.labels(task)
     rep = report(confusion(truth, probs.argmax(axis=1), len(holdout.names)), holdout.names)
     return {"accuracy": rep.accuracy, "macro_f1": rep.macro_f1}
 

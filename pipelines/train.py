@@ -23,15 +23,18 @@ import pandas as pd
 import torch
 
 from monitor.classify.base import resolve_base_model
-from monitor.classify.model import CARD_FILE, MultiTaskModel, build_model, read_card
+from monitor.classify.model import CARD_FILE, ENTITY, MultiTaskModel, build_model, read_card
+from monitor.contract import SENTIMENT_LABELS
 from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
 from pipelines.distill import SoftTargets, ensemble_targets
+from pipelines.entities import join
 from pipelines.errors import CheckpointError
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopData, LoopState, TrainLoop, restore
+from pipelines.news import news_inputs
 from pipelines.plan import FitStage, LabelStage, Plan, build_plan
 from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
@@ -241,6 +244,9 @@ def fit(
         restore(model, loop.run())
     loop.cpu_sec = time.process_time() - cpu_started
     result = _finish(loop, tokenizer, context, seconds=context.clock() - started + spent_sec)
+    if data.news_stats:
+        card = update_card(stage.out_dir, news_data=dict(data.news_stats))
+        result = replace(result, card=card)
     if not config.keep_checkpoint:
         checkpointer.remove()
     return result
@@ -267,9 +273,12 @@ def build_stage(stage: FitStage, context: Context) -> tuple[MultiTaskModel, Any,
     that tokenizer (training examples, each task's holdout). Blocking."""
     config, tasks = context.config, context.tasks
     seed_everything(stage.seed)
+    labels = {t: d.spec.names for t, d in tasks.items()}
+    if config.news_train:
+        labels[ENTITY] = SENTIMENT_LABELS
     model, tokenizer = build_model(
         resolve_base_model(config.model_source(stage.base_model)),
-        {t: d.spec.names for t, d in tasks.items()},
+        labels,
         pooling=config.pooling,
         max_length_tokens=config.max_length_tokens,
         dropout=config.dropout,
@@ -282,7 +291,12 @@ def build_stage(stage: FitStage, context: Context) -> tuple[MultiTaskModel, Any,
         config.max_length_tokens,
     )
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    return model, tokenizer, LoopData(train_data, holdouts, int(tokenizer.pad_token_id or 0))
+    news = news_inputs(config, tokenizer, list(tasks))
+    if news.train is not None:
+        train_data = join(train_data, news.train)
+    holdouts.update(news.holdouts)
+    pad_id = int(tokenizer.pad_token_id or 0)
+    return model, tokenizer, LoopData(train_data, holdouts, pad_id, news_stats=news.stats)
 
 
 def _finish(loop: TrainLoop, tokenizer: Any, context: Context, *, seconds: float) -> TrainResult:
@@ -318,13 +332,15 @@ def _finish(loop: TrainLoop, tokenizer: Any, context: Context, *, seconds: float
 
 def _fit_temperatures(loop: TrainLoop) -> dict[str, float]:
     """One softmax temperature per task, fitted on that task's holdout (never the test sets)."""
-    temperatures = {}
+    temperatures: dict[str, float] = {}
     for task, holdout in loop.holdouts.items():
-        if len(holdout.data):
+        head = holdout.head or task
+        # One temperature per head: the news headline holdout shares the tweets' sentiment head.
+        if len(holdout.data) and head not in temperatures:
             probs = loop.best_holdout_probs.get(task)
             if probs is None:  # resumed after the best state was scored
                 probs = loop.holdout_probs(task, holdout)
-            temperatures[task] = fit_temperature(probs, holdout.data.labels[task])
+            temperatures[head] = fit_temperature(probs, holdout.labels(task))
     return temperatures
 
 

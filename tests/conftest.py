@@ -59,12 +59,20 @@ def tiny_bert(seed: int = 0) -> tuple[Any, Any]:
     return BertModel(config), tokenizer
 
 
-def build_tiny_model_dir(out_dir: Path, seed: int = 0) -> Path:
-    """The tiny BERT with both heads, in the export format (no download)."""
-    from monitor.classify.model import ModelMeta, MultiTaskModel, default_labels, save_model
+def build_tiny_model_dir(out_dir: Path, seed: int = 0, *, entity: bool = False) -> Path:
+    """The tiny BERT with both heads (and the entity head when ``entity``), in the export
+    format (no download)."""
+    from monitor.classify.model import (
+        ModelMeta,
+        MultiTaskModel,
+        default_labels,
+        entity_labels,
+        save_model,
+    )
 
     encoder, tokenizer = tiny_bert(seed)
-    meta = ModelMeta(labels=default_labels(TINY_TOPICS), max_length_tokens=64, version="tiny-test")
+    labels = entity_labels(TINY_TOPICS) if entity else default_labels(TINY_TOPICS)
+    meta = ModelMeta(labels=labels, max_length_tokens=64, version="tiny-test")
     model = MultiTaskModel(encoder, meta)
     return save_model(model.eval(), tokenizer, out_dir)
 

@@ -169,11 +169,11 @@ class Aggregator:
             self.on_late(item, event_ms)
 
     def _count(self, item: ScoredItem, event_ms: int) -> None:
-        head = Headline(item.id, item.headline, round(item.negative_prob, 6), event_ms)
         for key in self._keys(item, event_ms):
-            self.tracks[key].add(
-                event_ms, item.sentiment, item.sentiment_score, item.negative_prob, head
-            )
+            # A ticker's window counts that entity's own sentiment where the model scored one.
+            sentiment, score, negative = item.view(key[1] if key[0] == "ticker" else None)
+            head = Headline(item.id, item.headline, round(negative, 6), event_ms)
+            self.tracks[key].add(event_ms, sentiment, score, negative, head)
         if self.metrics is not None:
             self.metrics.items_aggregated.labels(item.topic, item.sentiment).inc()
 

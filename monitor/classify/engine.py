@@ -11,6 +11,12 @@ exported :mod:`monitor.classify.model` directory on CPU or CUDA. One call:
 4. runs each batch under ``torch.inference_mode`` (bf16 autocast on CUDA; on CPU fp32, bf16
    autocast or int8, see :mod:`monitor.classify.quantize`)
    and averages window probabilities back to one prediction per text.
+
+Entities: with a model that has an ``entity`` head, each text may come with the entities it is
+asked about (:class:`monitor.classify.entities.EntityQuery`). Each is located in the normalised
+text and scored from the same forward pass as the headline (the head reads the mention's token
+vectors, batched with every other mention of the batch); a mention in several windows averages
+them. An entity the text does not contain comes back with ``found`` false and no probabilities.
 """
 
 from __future__ import annotations
@@ -25,16 +31,20 @@ import torch
 
 from monitor.classify.batcher import split_batches
 from monitor.classify.cache import PredictionCache
+from monitor.classify.entities import EntityQuery, locate, token_span
 from monitor.classify.longtext import LongTextPolicy, plan_spans, span_weights
-from monitor.classify.model import TASKS, MultiTaskModel, load_model, read_card
+from monitor.classify.model import ENTITY, TASKS, MultiTaskModel, load_model, read_card
 from monitor.classify.quantize import Quantize, quantize_int8, resolve_quantize
 from monitor.classify.text import normalise
-from monitor.contract import Prediction
+from monitor.contract import EntityPrediction, Prediction
 from monitor.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_PROBS = {"unknown": 1.0}
+NO_ENTITIES: tuple[EntityQuery, ...] = ()
+# (window index, first token, end token) of one mention inside the model input of that window.
+Placement = tuple[int, int, int]
 
 
 class Classifier(Protocol):
@@ -43,7 +53,9 @@ class Classifier(Protocol):
     @property
     def version(self) -> str: ...
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]: ...
 
 
 def pick_device(name: str) -> torch.device:
@@ -149,20 +161,35 @@ class TorchClassifier:
         specials = self._max_length_tokens - self._max_content_tokens
         return [min(len(i), self._max_content_tokens) + specials for i in ids]
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """One prediction per text, in order. Blocking; raises on a model failure."""
-        keys = [normalise(t) or t for t in texts]
+    @property
+    def scores_entities(self) -> bool:
+        """Whether the model has an entity head (else entities come back empty)."""
+        return ENTITY in self._labels
+
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
+        """One prediction per text, in order; ``entities[i]`` are the entities asked about text
+        ``i`` (ignored without an entity head). Blocking; raises on a model failure."""
+        asked = [tuple(e) for e in entities] if entities is not None else [NO_ENTITIES] * len(texts)
+        if len(asked) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(asked)} entity lists")
+        if not self.scores_entities:
+            asked = [NO_ENTITIES] * len(texts)
+        items = [(normalise(t) or t, q) for t, q in zip(texts, asked, strict=True)]
+        keys = [_cache_key(text, queries) for text, queries in items]
         results: dict[str, Prediction] = {}
-        misses: list[str] = []
-        for key in dict.fromkeys(keys):
-            cached = self._cache.get(key)
+        misses: dict[str, tuple[str, tuple[EntityQuery, ...]]] = {}
+        for key, item in zip(keys, items, strict=True):
+            cached = self._cache.get(key) if key not in misses else None
             if cached is None:
-                misses.append(key)
+                misses[key] = item
             else:
                 results[key] = cached
         if self._metrics is not None and len(keys) > len(misses):
             self._metrics.cache_hits.inc(sum(1 for k in keys if k not in misses))
-        for key, prediction in zip(misses, self._predict_unique(misses), strict=True):
+        fresh = self._predict_unique(list(misses.values()))
+        for key, prediction in zip(misses, fresh, strict=True):
             results[key] = prediction
             self._cache.put(key, prediction)
         return [results[k] for k in keys]
@@ -172,48 +199,116 @@ class TorchClassifier:
             self._metrics.stage_seconds.labels(stage).observe(time.perf_counter() - started)
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        return [ids for ids, _ in self._tokenize_offsets(texts, offsets=False)]
+
+    def _tokenize_offsets(
+        self, texts: list[str], *, offsets: bool = True
+    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
         if not texts:
             return []
         encoded = self._tokenizer(  # type: ignore[operator]
-            texts, add_special_tokens=False, truncation=False, verbose=False
+            texts,
+            add_special_tokens=False,
+            truncation=False,
+            verbose=False,
+            return_offsets_mapping=offsets,
         )
-        return [list(ids) for ids in encoded["input_ids"]]
+        spans = encoded["offset_mapping"] if offsets else [[] for _ in texts]
+        return [
+            (list(ids), [tuple(o) for o in where])
+            for ids, where in zip(encoded["input_ids"], spans, strict=True)
+        ]
 
-    def _segments(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
-        """Model inputs (specials added) per window, and the window indices of each text."""
+    def _segments(
+        self, items: list[tuple[str, tuple[EntityQuery, ...]]]
+    ) -> tuple[list[list[int]], list[list[int]], list[list[list[Placement]]]]:
+        """Model inputs (specials added) per window, the window indices of each text, and where
+        each asked entity sits in those windows (empty: not in the text)."""
         segments: list[list[int]] = []
         owners: list[list[int]] = []
-        for ids in self._tokenize(texts):
+        placements: list[list[list[Placement]]] = []
+        wants_offsets = any(queries for _, queries in items)
+        texts = [text for text, _ in items]
+        encoded = self._tokenize_offsets(texts, offsets=wants_offsets)
+        for (text, queries), (ids, offsets) in zip(items, encoded, strict=True):
             spans = plan_spans(len(ids), self._max_content_tokens, self._long_text)
-            owners.append(list(range(len(segments), len(segments) + len(spans))))
+            first = len(segments)
+            owners.append(list(range(first, first + len(spans))))
             segments.extend(self._prefix + ids[start:end] + self._suffix for start, end in spans)
-        return segments, owners
+            placements.append([self._place(text, q, offsets, spans, first) for q in queries])
+        return segments, owners, placements
 
-    def _predict_unique(self, texts: list[str]) -> list[Prediction]:
-        if not texts:
+    def _place(
+        self,
+        text: str,
+        query: EntityQuery,
+        offsets: list[tuple[int, int]],
+        spans: list[tuple[int, int]],
+        first_segment: int,
+    ) -> list[Placement]:
+        chars = locate(text, normalise(query.name))
+        tokens = token_span(offsets, *chars) if chars is not None else None
+        if tokens is None:
+            return []
+        shift = len(self._prefix)
+        return [
+            (first_segment + w, shift + max(tokens[0], a) - a, shift + min(tokens[1], b) - a)
+            for w, (a, b) in enumerate(spans)
+            if tokens[0] < b and a < tokens[1]
+        ]
+
+    def _predict_unique(self, items: list[tuple[str, tuple[EntityQuery, ...]]]) -> list[Prediction]:
+        if not items:
             return []
         started = time.perf_counter()
-        segments, owners = self._segments(texts)
+        segments, owners, placements = self._segments(items)
         self._observe("tokenize", started)
-        probs: dict[str, torch.Tensor] = {}
+        by_segment: dict[int, list[tuple[int, int, int]]] = {}
+        flat = [p for per_text in placements for per_entity in per_text for p in per_entity]
+        for n, (segment, a, b) in enumerate(flat):
+            by_segment.setdefault(segment, []).append((n, a, b))
+        entity_probs = torch.zeros((len(flat), len(self._labels.get(ENTITY, ()))))
         rows: list[int] = []
         parts: dict[str, list[torch.Tensor]] = {}
         for batch in split_batches(
             [len(s) for s in segments], self._max_batch_items, self._max_batch_tokens
         ):
             rows.extend(batch)
-            for task, values in self._forward([segments[i] for i in batch]).items():
-                parts.setdefault(task, []).append(values)
+            asks = [
+                (row, n, a, b) for row, i in enumerate(batch) for n, a, b in by_segment.get(i, [])
+            ]
+            values, entity = self._forward([segments[i] for i in batch], asks)
+            for task, chunk in values.items():
+                parts.setdefault(task, []).append(chunk)
+            if entity is not None:
+                entity_probs[[n for _, n, _, _ in asks]] = entity
         started = time.perf_counter()
         inverse = torch.empty(len(rows), dtype=torch.long)
         inverse[torch.tensor(rows)] = torch.arange(len(rows))
         probs = {task: torch.cat(chunks)[inverse] for task, chunks in parts.items()}
-        out = [self._combine(probs, owned) for owned in owners]
+        out = []
+        cursor = 0
+        for owned, (_, queries), where in zip(owners, items, placements, strict=True):
+            found = []
+            for query, placed in zip(queries, where, strict=True):
+                mean = entity_probs[cursor : cursor + len(placed)].mean(dim=0) if placed else None
+                cursor += len(placed)
+                found.append(self._entity(query, mean))
+            out.append(self._combine(probs, owned, tuple(found)))
         self._observe("postprocess", started)
         return out
 
-    def _forward(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
-        """Softmax probabilities per task for one length-sorted batch, on CPU."""
+    def _entity(self, query: EntityQuery, mean: torch.Tensor | None) -> EntityPrediction:
+        if mean is None:
+            return EntityPrediction(query.name, query.ticker, {}, found=False)
+        probs = dict(zip(self._labels[ENTITY], mean.tolist(), strict=True))
+        return EntityPrediction(query.name, query.ticker, probs)
+
+    def _forward(
+        self, batch: list[list[int]], asks: list[tuple[int, int, int, int]]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Softmax probabilities per task for one length-sorted batch, and those of the entity
+        head for ``asks`` = (batch row, flat index, first token, end token); on CPU."""
         started = time.perf_counter()
         longest = max(len(s) for s in batch)
         input_ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
@@ -226,19 +321,30 @@ class TorchClassifier:
             self._metrics.batch_tokens.observe(longest * len(batch))
         on_cuda = self._device.type == "cuda"
         bf16 = on_cuda or self.precision == "bf16"
+        entity = None
         with (
             torch.inference_mode(),
             torch.autocast(device_type=self._device.type, dtype=torch.bfloat16, enabled=bf16),
         ):
-            logits = self._model(
-                input_ids=input_ids.to(self._device, non_blocking=on_cuda),
-                attention_mask=attention_mask.to(self._device, non_blocking=on_cuda),
-            )
+            mask = attention_mask.to(self._device, non_blocking=on_cuda)
+            hidden = self._model.encoder(
+                input_ids=input_ids.to(self._device, non_blocking=on_cuda), attention_mask=mask
+            ).last_hidden_state
+            logits = self._model.logits(self._model.pool(hidden, mask))
             probs = {task: torch.softmax(v.float(), dim=-1).cpu() for task, v in logits.items()}
+            if asks:
+                table = torch.tensor([(r, a, b) for r, _, a, b in asks], dtype=torch.long)
+                scored = self._model.entity_logits(hidden, mask, table.to(self._device))
+                entity = torch.softmax(scored.float(), dim=-1).cpu()
         self._observe("forward", started)
-        return probs
+        return probs, entity
 
-    def _combine(self, probs: dict[str, torch.Tensor], owned: list[int]) -> Prediction:
+    def _combine(
+        self,
+        probs: dict[str, torch.Tensor],
+        owned: list[int],
+        entities: tuple[EntityPrediction, ...] = (),
+    ) -> Prediction:
         weights = torch.tensor(span_weights(len(owned), self._long_text))
         weights = weights / weights.sum()
         per_task = {}
@@ -248,4 +354,13 @@ class TorchClassifier:
                 continue
             mean = (probs[task][owned] * weights.unsqueeze(-1)).sum(dim=0)
             per_task[task] = dict(zip(self._labels[task], mean.tolist(), strict=True))
-        return Prediction(topic_probs=per_task["topic"], sentiment_probs=per_task["sentiment"])
+        return Prediction(
+            topic_probs=per_task["topic"], sentiment_probs=per_task["sentiment"], entities=entities
+        )
+
+
+def _cache_key(text: str, queries: tuple[EntityQuery, ...]) -> str:
+    """The cache key: the normalised text, then the entities asked about it."""
+    if not queries:
+        return text
+    return text + "\x00" + "\x1f".join(f"{q.name}\x1e{q.ticker or ''}" for q in queries)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from monitor.classify.engine import Classifier
+from monitor.classify.entities import EntityQuery
 from monitor.contract import Prediction
 from monitor.errors import FinMonError
 
@@ -72,9 +73,19 @@ def check_model(classifier: Classifier) -> None:
         raise ModelUnavailable(exc) from exc
 
 
-def predict_isolating(classifier: Classifier, texts: Sequence[str]) -> list[Prediction | Exception]:
-    """One prediction or exception per text. Raises ModelUnavailable (see the module docstring)."""
-    results = isolate(classifier.predict, texts)
+def predict_isolating(
+    classifier: Classifier,
+    texts: Sequence[str],
+    entities: Sequence[Sequence[EntityQuery]] | None = None,
+) -> list[Prediction | Exception]:
+    """One prediction or exception per text (``entities[i]``: the entities asked about text
+    ``i``). Raises ModelUnavailable (see the module docstring)."""
+    asked = [tuple(e) for e in entities] if entities is not None else [()] * len(texts)
+
+    def run(items: Sequence[tuple[str, tuple[EntityQuery, ...]]]) -> list[Prediction]:
+        return classifier.predict([t for t, _ in items], [q for _, q in items])
+
+    results = isolate(run, list(zip(texts, asked, strict=True)))
     failures = [r for r in results if isinstance(r, Exception)]
     if failures:
         logger.warning(

@@ -4,7 +4,9 @@ Export format (a directory; ``pipelines`` writes it, the classifier loads it):
 
 - ``config.json``, ``model.safetensors``: the encoder, Hugging Face ``save_pretrained`` layout;
 - tokenizer files (``tokenizer.json``, ``vocab.txt``, ...): ``save_pretrained`` layout;
-- ``finmon_heads.safetensors``: the task heads (``<task>.weight``, ``<task>.bias``);
+- ``finmon_heads.safetensors``: the task heads (``<task>.weight``, ``<task>.bias``), and for a
+  model with entity-level sentiment the ``entity`` head, which reads the mean of a mention's token
+  vectors beside the pooled sentence vector (``[span ; sentence]``, twice the hidden size);
 - ``finmon_model.json``: format tag, label list per task, pooling, max length, version;
 - ``model_card.json`` (optional): provenance and metrics written by the training pipeline.
 
@@ -33,6 +35,10 @@ META_FILE = "finmon_model.json"
 HEADS_FILE = "finmon_heads.safetensors"
 CARD_FILE = "model_card.json"
 TASKS: tuple[str, ...] = ("topic", "sentiment")
+# Heads that score a span of the text (an entity mention) rather than the whole text.
+ENTITY = "entity"
+SPAN_TASKS: tuple[str, ...] = (ENTITY,)
+HEADS: tuple[str, ...] = TASKS + SPAN_TASKS
 
 Pooling = Literal["mean", "cls"]
 
@@ -67,8 +73,8 @@ class ModelMeta:
                 path, f"{META_FILE} format is {data.get('format')!r}, not {FORMAT_TAG}"
             )
         labels = {t: tuple(str(x) for x in v) for t, v in dict(data["labels"]).items()}
-        if not labels or any(t not in TASKS or not v for t, v in labels.items()):
-            raise ModelLoadError(path, f"labels must map {TASKS} to non-empty lists, got {labels}")
+        if not labels or any(t not in HEADS or not v for t, v in labels.items()):
+            raise ModelLoadError(path, f"labels must map {HEADS} to non-empty lists, got {labels}")
         known = {"format", "labels", "pooling", "max_length_tokens", "version", "temperatures"}
         temperatures = {str(t): float(v) for t, v in dict(data.get("temperatures") or {}).items()}
         if any(v <= 0 for v in temperatures.values()):
@@ -88,11 +94,17 @@ def default_labels(topics: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return {"topic": tuple(topics), "sentiment": SENTIMENT_LABELS}
 
 
+def entity_labels(topics: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Label maps for a model with topic, sentiment and entity-level sentiment heads."""
+    return {**default_labels(topics), ENTITY: SENTIMENT_LABELS}
+
+
 class MultiTaskModel(nn.Module):
     """Shared encoder, pooled sentence vector, one linear head per task.
 
-    ``forward`` returns ``{task: logits[batch, n_labels]}`` divided by the task's calibration
-    temperature (``meta.temperatures``, 1.0 until fitted); it never applies softmax.
+    ``forward`` returns ``{task: logits[batch, n_labels]}`` of the text heads, divided by the
+    task's calibration temperature (``meta.temperatures``, 1.0 until fitted); it never applies
+    softmax. The ``entity`` head, when present, is read through :meth:`entity_logits`.
     """
 
     def __init__(self, encoder: PreTrainedModel, meta: ModelMeta, dropout: float = 0.1) -> None:
@@ -102,7 +114,10 @@ class MultiTaskModel(nn.Module):
         hidden = int(encoder.config.hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict(
-            {task: nn.Linear(hidden, len(names)) for task, names in meta.labels.items()}
+            {
+                task: nn.Linear(hidden * (2 if task in SPAN_TASKS else 1), len(names))
+                for task, names in meta.labels.items()
+            }
         )
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -127,7 +142,28 @@ class MultiTaskModel(nn.Module):
         """Each head's logits for pooled vectors from :meth:`features`."""
         pooled = self.dropout(features)
         temps = self.meta.temperatures
-        return {task: head(pooled) / temps.get(task, 1.0) for task, head in self.heads.items()}
+        return {
+            task: head(pooled) / temps.get(task, 1.0)
+            for task, head in self.heads.items()
+            if task not in SPAN_TASKS
+        }
+
+    def entity_logits(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, spans: torch.Tensor
+    ) -> torch.Tensor:
+        """Entity-sentiment logits ``[n_spans, n_labels]`` (temperature applied) for ``spans``
+        ``[n_spans, 3]`` = (batch row, first token, end token) over the encoder's last hidden
+        states ``[batch, seq, hidden]``: the mention's mean token vector beside its text's
+        pooled vector. Raises KeyError when the model has no entity head."""
+        head = self.heads[ENTITY]
+        rows, first, end = spans[:, 0], spans[:, 1], spans[:, 2]
+        positions = torch.arange(hidden.shape[1], device=hidden.device)
+        inside = (positions >= first[:, None]) & (positions < end[:, None])
+        weights = inside.to(hidden.dtype).unsqueeze(-1)
+        mention = (hidden[rows] * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        sentence = self.pool(hidden, attention_mask)[rows]
+        joined = self.dropout(torch.cat([mention, sentence], dim=-1))
+        return head(joined) / self.meta.temperatures.get(ENTITY, 1.0)
 
     def forward(
         self,

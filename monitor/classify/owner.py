@@ -26,6 +26,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 from monitor.classify.batcher import BatchPolicy, MicroBatcher
 from monitor.classify.engine import Classifier
+from monitor.classify.entities import EntityQuery
 from monitor.classify.isolate import predict_isolating
 from monitor.contract import Prediction
 from monitor.metrics import Metrics
@@ -55,6 +56,7 @@ class Job(Generic[J]):
     text: str
     n_tokens: int
     context: J
+    entities: tuple[EntityQuery, ...] = ()
 
 
 class Result(NamedTuple, Generic[J]):
@@ -187,7 +189,9 @@ class ModelOwner(Generic[J]):
 
     def _run_batch(self, jobs: list[Job[J]]) -> None:
         classifier = self.classifier
-        predictions = predict_isolating(classifier, [j.text for j in jobs])
+        predictions = predict_isolating(
+            classifier, [j.text for j in jobs], [j.entities for j in jobs]
+        )
         for job, prediction in zip(jobs, predictions, strict=True):
             self._outbox.put(Result(job, prediction, classifier.version))
         with self._lock:

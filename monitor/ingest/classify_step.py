@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from monitor.classify.engine import Classifier
+from monitor.classify.entities import entity_queries
 from monitor.classify.isolate import isolate, predict_isolating
 from monitor.classify.owner import estimate_tokens
 from monitor.contract import (
@@ -35,6 +36,7 @@ from monitor.contract import (
     scored_record,
 )
 from monitor.errors import InvalidMessage
+from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +201,12 @@ def classify_records(
     topics: Topics,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    names: TickerDictionary = EMPTY_DICTIONARY,
 ) -> list[OutRecord]:
     """Decode, classify and encode in one call. Output: dead letters first, then scored records.
+    Each item's entities (:func:`monitor.classify.entities.entity_queries` over its text,
+    tickers and ``names``) are scored with it.
 
     Raises only :class:`~monitor.classify.isolate.ModelUnavailable` (the model, not a record).
     """
@@ -212,7 +218,11 @@ def classify_records(
             out.append(decoded)
         else:
             valid.append((record, decoded))
-    predictions = predict_isolating(classifier, [item.text for _, item in valid])
+    predictions = predict_isolating(
+        classifier,
+        [item.text for _, item in valid],
+        [entity_queries(item.text, item.tickers, names) for _, item in valid],
+    )
     scored_at = clock()
     for (record, item), prediction in zip(valid, predictions, strict=True):
         out.append(

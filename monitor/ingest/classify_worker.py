@@ -41,6 +41,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from monitor.classify.batcher import BatchPolicy
 from monitor.classify.engine import Classifier
+from monitor.classify.entities import entity_queries
 from monitor.classify.owner import Job, ModelOwner
 from monitor.contract import DEFAULT_LIMITS, DLQ_TRUNCATED_HEADER, DecodeLimits
 from monitor.errors import FinMonError
@@ -61,6 +62,7 @@ from monitor.ingest.offsets import OffsetTracker
 from monitor.ingest.throttle import Throttle
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
+from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ class ClassifyWorker:
     drain_timeout_sec: float = DRAIN_TIMEOUT_SEC
     # The running model owner (set by ``run``): the hot reload swaps models through it.
     owner: ModelOwner[Origin] | None = field(default=None, init=False)
+    # Name -> ticker dictionary for the entities scored with each item (model.ticker_names).
+    names: TickerDictionary = EMPTY_DICTIONARY
     health: BrokerHealth = field(init=False)
 
     def __post_init__(self) -> None:
@@ -247,7 +251,9 @@ class _Pipeline(ConsumerRebalanceListener):
                     processing_error(record, self.topics.dlq, "tokenize", n_tokens),
                 )
             else:
-                self.backlog.append(Job(item.text, n_tokens, Origin(partition, record, item)))
+                queries = entity_queries(item.text, item.tickers, self.worker.names)
+                origin = Origin(partition, record, item)
+                self.backlog.append(Job(item.text, n_tokens, origin, queries))
 
     def feed(self) -> None:
         """Hand the backlog to the model owner; pause partitions while it has no room."""

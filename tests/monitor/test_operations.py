@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from monitor.broker import EmbeddedBroker
+from monitor.classify.entities import EntityQuery
 from monitor.classify.model import CARD_FILE, HEADS_FILE
 from monitor.contract import Prediction
 from monitor.daemon import Daemon, RoleFailed
@@ -67,7 +68,9 @@ class GatedKeyword(KeywordClassifier):
     def __init__(self) -> None:
         self.gate = threading.Event()
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         self.gate.wait(30)
         if any("crash" in t for t in texts):
             raise ModelThreadCrash("simulated fault outside the per-item retry")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.engine import Classifier
+from monitor.classify.entities import EntityQuery
 from monitor.contract import Prediction
 from monitor.metrics import Metrics
 from monitor.reload import CanaryFailed, ModelReloader, canary_texts
@@ -23,14 +24,18 @@ class Named(KeywordClassifier):
 
 
 class NaNClassifier(Named):
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         return [Prediction({"Markets": math.nan}, {"neutral": 1.0}) for _ in texts]
 
 
 class Contrarian(Named):
     """Sane probabilities, sentiment flipped: agrees with the keyword model on no sentiment."""
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         out = []
         for p in super().predict(texts):
             negative = 0.1 if p.sentiment == "negative" else 0.8

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from monitor.classify.entities import EntityQuery
 from monitor.classify.isolate import ModelUnavailable, isolate, predict_isolating
 from monitor.classify.text import make_safe
 from monitor.contract import Prediction
@@ -19,7 +20,9 @@ class Counting(KeywordClassifier):
         self.calls = 0
         self.dead = False
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         self.calls += 1
         if self.dead or any("poison" in t for t in texts):
             raise RuntimeError("cuda error" if self.dead else "bad item")

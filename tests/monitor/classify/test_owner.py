@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from monitor.classify.batcher import BatchPolicy
+from monitor.classify.entities import EntityQuery
 from monitor.classify.owner import Job, ModelOwner
 from monitor.contract import Prediction
 from tests.keyword_classifier import KeywordClassifier
@@ -19,7 +20,9 @@ class GatedClassifier(KeywordClassifier):
         self.gate = threading.Event()
         self.batches: list[int] = []
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         self.gate.wait(10)
         if any("poison" in t for t in texts):
             raise RuntimeError("bad item")
@@ -71,7 +74,9 @@ class Versioned(GatedClassifier):
         self.version = version
         self.entered = threading.Event()
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         self.entered.set()
         return super().predict(texts)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.classify.engine import TorchClassifier
+from monitor.classify.entities import EntityQuery
 from monitor.contract import (
     DLQ_ERROR_HEADER,
     DLQ_REASON_HEADER,
@@ -49,10 +50,12 @@ class FailingOn:
     def __init__(self, inner: TorchClassifier) -> None:
         self.inner = inner
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         if any("poison" in t for t in texts):
             raise RuntimeError("boom")
-        return self.inner.predict(texts)
+        return self.inner.predict(texts, entities)
 
 
 @pytest.fixture(scope="module")

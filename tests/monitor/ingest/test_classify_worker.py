@@ -72,7 +72,7 @@ def test_500_valid_and_50_malformed(
 class SlowClassifier(KeywordClassifier):
     """Takes 50 ms per batch, so a small model queue fills up."""
 
-    def predict(self, texts):
+    def predict(self, texts, entities=None):
         time.sleep(0.05)
         return super().predict(texts)
 

@@ -1,0 +1,173 @@
+"""News files with entity-level sentiment: loading errors, spans, training, export and serving."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.classify.engine import TorchClassifier
+from monitor.classify.entities import EntityQuery
+from monitor.classify.model import ENTITY, load_model
+from pipelines.entities import (
+    MIXED_ID,
+    encode_news,
+    load_news,
+    predict_entities,
+    span_labels,
+    split_news,
+)
+from pipelines.errors import DataError, TrainConfigError
+from pipelines.evaluate_entity import evaluate_entities, format_entity_report
+from pipelines.train import train
+from tests.pipelines.conftest import SENTIMENT_WORDS, toy_frames
+from tests.pipelines.test_train import tiny_config
+
+
+def toy_news(n: int = 160, seed: int = 0) -> pd.DataFrame:
+    """Headlines naming one or two companies, each followed by its own verb; the pairs with
+    different verbs are ``mixed``."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        first, second = f"Acme{i % 13}", f"Bolt{i % 7}"
+        a, b = rng.choice(list(SENTIMENT_WORDS)), rng.choice(list(SENTIMENT_WORDS))
+        if i % 3:
+            verbs = rng.choice(SENTIMENT_WORDS[a]), rng.choice(SENTIMENT_WORDS[b])
+            text = f"{first} {verbs[0]} as {second} {verbs[1]} #{i}"
+            entities = {first: a, second: b}
+            label = a if a == b else "mixed"
+        else:
+            text, entities, label = f"{first} {rng.choice(SENTIMENT_WORDS[a])} #{i}", {first: a}, a
+        rows.append((text, json.dumps(entities), label))
+    return pd.DataFrame(rows, columns=["text", "entities", "label"])
+
+
+def write_news(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_bad_entities_json_names_file_row_and_column(tmp_path: Path) -> None:
+    frame = toy_news(6)
+    frame.loc[3, "entities"] = '{"Acme3": "positive",'
+    path = write_news(tmp_path / "news.csv", frame)
+    with pytest.raises(DataError) as caught:
+        load_news(path)
+    assert (caught.value.file, caught.value.row, caught.value.column) == (str(path), 4, "entities")
+    assert "news.csv, row 4, column 'entities'" in str(caught.value)
+
+
+def test_unknown_entity_sentiment_is_named(tmp_path: Path) -> None:
+    frame = toy_news(4)
+    frame.loc[1, "entities"] = json.dumps({"Acme1": "bullish-ish"})
+    with pytest.raises(DataError, match=r"row 2.*bullish-ish"):
+        load_news(write_news(tmp_path / "news.csv", frame))
+
+
+def test_spans_cover_the_mention_and_mixed_rows_have_no_headline_label(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    frame = load_news(write_news(tmp_path / "news.csv", toy_news(12)))
+    encoded = encode_news(tokenizer, frame, ["sentiment", "topic"], 32)
+    for ids, spans, entities in zip(
+        encoded.data.input_ids, encoded.data.spans or (), frame["entities"], strict=True
+    ):
+        names = [
+            str(tokenizer.decode(list(ids[a:b]))).replace(" ", "").lower() for a, b, _ in spans
+        ]
+        assert names == [name.lower() for name, _ in entities]
+        assert [y for _, _, y in spans] == [y for _, y in entities]
+    mixed = frame["label"].to_numpy() == MIXED_ID
+    assert mixed.any()
+    assert (encoded.data.labels["sentiment"][mixed] == -100).all()
+    assert (encoded.data.labels["topic"] == -100).all()
+
+
+def test_an_entity_the_text_lacks_is_flagged_not_spanned(tiny_base: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    frame = pd.DataFrame(
+        {
+            "text": ["Acme soars"],
+            "label": [2],
+            "key": ["acme soars"],
+            "entities": [[("Acme", 2), ("Nvidia", 0)]],
+        }
+    )
+    encoded = encode_news(tokenizer, frame, ["sentiment"], 32)
+    assert encoded.found == ((True, False),)
+    assert len(encoded.data.spans[0]) == 1  # type: ignore[index]
+
+
+def test_split_keeps_mixed_in_both_sides(tmp_path: Path) -> None:
+    frame = load_news(write_news(tmp_path / "news.csv", toy_news(90)))
+    news = split_news(frame, 0.2, seed=1)
+    assert (news.holdout["label"] == MIXED_ID).any() and (news.train["label"] == MIXED_ID).any()
+    assert not set(news.train["key"]) & set(news.holdout["key"])
+
+
+@pytest.fixture(scope="module")
+def news_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("news")
+    news = write_news(root / "news_train.csv", toy_news(240))
+    config = tiny_config(tiny_base, news_train=str(news), epochs=6)
+    result = train(config, root / "model", frames=toy_frames(), progress=False)
+    assert set(result.metrics["holdout"]) == {"sentiment", "topic", "news_sentiment", "news_entity"}
+    assert result.card["news_data"]["not_found"] == 0
+    return result.model_dir
+
+
+@pytest.mark.slow
+def test_export_load_predict_gives_identical_entity_outputs(
+    news_model: Path, tmp_path: Path
+) -> None:
+    model, tokenizer = load_model(news_model)
+    assert ENTITY in model.heads
+    frame = load_news(write_news(tmp_path / "test.csv", toy_news(30, seed=5)))
+    encoded = encode_news(tokenizer, frame, ["sentiment"], model.meta.max_length_tokens)
+    import torch
+
+    in_memory = predict_entities(
+        model, encoded.data, batch_size=8, pad_id=0, device=torch.device("cpu")
+    )
+    served = TorchClassifier.from_dir(news_model, device="cpu", quantize="none").predict(
+        frame["text"].tolist(),
+        [[EntityQuery(name) for name, _ in entities] for entities in frame["entities"]],
+    )
+    flat = [e for p in served for e in p.entities]
+    assert len(flat) == len(in_memory) == len(span_labels(encoded.data))
+    for entity, probs in zip(flat, in_memory, strict=True):
+        assert entity.found
+        np.testing.assert_allclose(list(entity.sentiment_probs.values()), probs, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_entity_reports_mixed_baseline_and_not_found(
+    news_model: Path, tmp_path: Path
+) -> None:
+    frame = toy_news(30, seed=7)
+    frame.loc[0, "entities"] = json.dumps({"Acme0": "positive", "Zeta": "negative"})
+    path = write_news(tmp_path / "test.csv", frame)
+    result = evaluate_entities(news_model, path)
+    n_entities = sum(len(json.loads(e)) for e in frame["entities"])
+    assert result["not_found"]["count"] == 1
+    assert result["entity"]["n"] == n_entities - 1
+    assert result["entity_mixed"]["n"] + result["entity_single"]["n"] == n_entities - 1
+    assert result["baseline"]["n"] == result["entity"]["n"]
+    assert result["headline"]["n"] == int((frame["label"] != "mixed").sum())
+    assert Path(result["files"]["json"]).is_file()
+    assert "mixed headlines" in format_entity_report(result)
+
+
+def test_news_train_rejects_self_distillation(tiny_base: Path) -> None:
+    with pytest.raises(TrainConfigError, match="news_train"):
+        tiny_config(tiny_base, news_train="x.csv", self_distill=True)
