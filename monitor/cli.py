@@ -1,6 +1,6 @@
 """The serving side's commands: ``python -m monitor`` (run, backtest, detect-bench,
-webhook-receiver, deploy-render, bench classify, bench sources). ``finmon`` (``finmon.cli``) adds
-training's."""
+webhook-receiver, deploy-render, bench classify, bench sources, bench ops). ``finmon``
+(``finmon.cli``) adds training's."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from alerts.cli import register as register_alerts
 from monitor.aggregate.cli import register as register_aggregate
 from monitor.classify.cli import register as register_classify
 from monitor.daemon_cli import register as register_daemon
+from monitor.ops_bench import register as register_ops_bench
 from monitor.sources.cli import register as register_sources
 
 
@@ -32,6 +33,7 @@ def build_app() -> tuple[typer.Typer, typer.Typer]:
     register_alerts(app)
     register_classify(bench)
     register_sources(bench)
+    register_ops_bench(bench)
     return app, bench
 
 

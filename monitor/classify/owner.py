@@ -85,6 +85,7 @@ class ModelOwner(Generic[J]):
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     error: BaseException | None = field(init=False, default=None)
     _next: tuple[Classifier, Callable[[], None]] | None = field(init=False, default=None)
+    _abandon: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._inbox = queue.Queue(maxsize=self.policy.max_queue_items)
@@ -135,6 +136,26 @@ class ModelOwner(Generic[J]):
             logger.info("model swapped between batches: %s -> %s", old, self.classifier.version)
             pending[1]()
 
+    def abandon_queued(self) -> None:
+        """Drop every job not yet in the model (graceful drain): only the batch running now
+        finishes. Dropped jobs never come back from :meth:`results`; their offsets stay
+        uncommitted, so they are redelivered after the restart. Never blocks."""
+        self._abandon.set()
+
+    def _drop_queued(self, batcher: MicroBatcher[Job[J]]) -> MicroBatcher[Job[J]]:
+        self._abandon.clear()
+        dropped = batcher.depth
+        while True:
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            dropped += 1
+        with self._lock:
+            self._busy -= dropped
+        logger.info("drain: %d queued items left for redelivery", dropped)
+        return MicroBatcher(self.policy, self.clock_ms)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="finmon-model", daemon=True)
         self._thread.start()
@@ -159,6 +180,8 @@ class ModelOwner(Generic[J]):
             if self.beat is not None:
                 self.beat()
             self._take_swap()
+            if self._abandon.is_set():
+                batcher = self._drop_queued(batcher)
             stopping = self._stop.is_set()
             self._fill(batcher, self._wait_sec(batcher, stopping))
             batch = batcher.poll(flush=stopping)

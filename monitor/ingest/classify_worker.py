@@ -374,10 +374,12 @@ class _Pipeline(ConsumerRebalanceListener):
             self._warn("commit", "commit failed (%r); will retry or be redelivered", exc)
 
     def drain(self) -> None:
-        """On stop: finish queued work, wait for acks, commit. Bounded by the drain timeout."""
+        """On stop: finish the batch in the model, wait for every ack, commit. Queued items are
+        dropped (uncommitted, so redelivered). Bounded by the drain timeout."""
         started = time.monotonic()
         deadline = started + self.worker.drain_timeout_sec
         self.backlog.clear()  # not submitted yet: redelivered after restart
+        self.owner.abandon_queued()  # queued, not in the model yet: redelivered too
         while (self.owner.pending or self.sends) and time.monotonic() < deadline:
             self.collect()
             self.producer.flush(timeout=1)

@@ -16,6 +16,7 @@ from monitor.metrics import Metrics
 from monitor.reload import CanaryFailed, ModelReloader, canary_texts
 from monitor.settings import ReloadSettings
 from tests.keyword_classifier import KeywordClassifier
+from tests.polling import wait_until
 
 
 class Named(KeywordClassifier):
@@ -161,3 +162,19 @@ def test_canary_file_gives_the_texts(tmp_path: Path) -> None:
     synthetic = canary_texts(ReloadSettings(canary_items=30))
     assert len(synthetic) == 30 and len(set(synthetic)) > 20
     assert synthetic == canary_texts(ReloadSettings(canary_items=30))  # seeded, the same each start
+
+
+def test_a_request_reloads_on_the_watcher_thread(metrics: Metrics, tmp_path: Path) -> None:
+    """What SIGHUP does: the handler only asks; the watcher thread loads, checks and swaps."""
+    current = tmp_path / "current"
+    _point(current, _export(tmp_path, "v1"))
+    swaps: list[str] = []
+    reloader = _reloader(metrics, current, {"v1": lambda: Named("v1-again")}, swaps)
+    reloader.warm(Named("v1"))
+    reloader.start()
+    try:
+        reloader.request()
+        assert wait_until(lambda: swaps == ["v1-again"])
+    finally:
+        reloader.stop()
+    assert not reloader.watching()

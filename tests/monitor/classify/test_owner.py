@@ -102,3 +102,19 @@ def test_swap_happens_between_batches_and_each_result_names_its_model() -> None:
     switch = versions.index("v2")
     assert versions[switch:] == ["v2"] * (6 - switch)  # one switch point, never back
     assert sum(old.batches) + sum(new.batches) == 6  # every item scored once, by one model
+
+
+def test_abandon_drops_the_queue_and_lets_the_running_batch_finish() -> None:
+    clf = Versioned("v1")
+    policy = BatchPolicy(max_batch_items=2, max_batch_tokens=1000, max_wait_ms=0, max_queue_items=8)
+    owner: ModelOwner[int] = ModelOwner(clf, policy)
+    owner.start()
+    for i in range(8):
+        assert owner.submit(Job(f"fed {i}", 3, i))
+    assert clf.entered.wait(10)  # batch [0, 1] is in the model; six wait behind it
+    owner.abandon_queued()
+    clf.gate.set()
+    assert wait_until(lambda: owner.pending == 0)
+    owner.stop()
+    assert sorted(r.job.context for r in owner.results()) == [0, 1]
+    assert clf.batches == [2]
