@@ -6,6 +6,7 @@ duplicates are redeliveries of the same idempotency key. Prints a ``FIGURES`` li
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -19,11 +20,12 @@ from kafka import KafkaProducer
 
 from alerts.receiver import ReceiverConfig, WebhookReceiver
 from monitor.aggregate.engine import Aggregator
+from monitor.aggregate.store import SqliteStateStore
 from monitor.broker import EmbeddedBroker
 from monitor.contract import decode_scored
 from monitor.settings import AggregateSettings
 from tests.alerts.webhook_helpers import SECRET
-from tests.kafka_helpers import unique_kafka_settings
+from tests.kafka_helpers import drain, unique_kafka_settings
 from tests.polling import wait_until
 from tests.reliability.aggregate_proc import AggregateProcess, scored
 
@@ -127,9 +129,15 @@ def test_kill_9_during_a_stream_loses_no_alert(broker: EmbeddedBroker, tmp_path:
         duplicates = receiver.duplicates
     assert set(got) == want and len(got) == len(want)  # none lost, none that should not be
     assert code == 0, agg.tail()
+    store = SqliteStateStore(tmp_path / "state" / "aggregate.sqlite")
+    counted = set(store.load()[1])
+    store.close()
+    missing = {json.loads(v)["id"] for v in values} - counted
+    assert not missing, sorted(missing)[:10]  # every id was counted and checkpointed
+    assert drain(broker.bootstrap_servers, kafka.dlq_topic, lambda rs: False, 3) == []
     print(
         f"\nFIGURES kill_aggregate: sent={len(values)} kills={KILLS} alerts_expected={len(want)} "
-        f"received={len(got)} lost=0 duplicates={duplicates} (same key) "
+        f"received={len(got)} lost=0 duplicates={duplicates} (same key) ids_missing=0 "
         f"startup_sec_mean={mean(startups):.1f} max={max(startups):.1f} "
         f"all_alerts_after_last_kill_sec={recovered_sec:.0f} rss_mb={rss_start:.0f}->{rss_end:.0f}"
         f" at={datetime.now(UTC):%H:%M}"
