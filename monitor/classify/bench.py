@@ -171,6 +171,69 @@ def run_bench(
     }
 
 
+def compare_models(
+    model_dirs: Sequence[Path],
+    *,
+    device: str = "cpu",
+    n: int = 1000,
+    quantize: Quantize = "auto",
+    shared_data: Path | None = None,
+    max_length_tokens: int = 128,
+    engine_call_items: int = 256,
+) -> dict[str, Any]:
+    """Several exported models through the engine, in turn, on the same texts and settings:
+    size, texts/s and per-call latency of each, its speed relative to the first model and its
+    sentiment-label agreement with the first. Choose accuracy (``finmon evaluate``) or speed."""
+    texts, source = load_texts(shared_data, n)
+    rows: list[dict[str, Any]] = []
+    first_labels: list[str] | None = None
+    for path in model_dirs:
+        clf = TorchClassifier.from_dir(
+            path, device=device, quantize=quantize, max_length_tokens=max_length_tokens
+        )
+        clf.predict(texts[:8])  # warm-up
+        run = _timed_calls(clf.predict, texts, engine_call_items)
+        labels = [p.sentiment for p in clf.predict(texts)]
+        first_labels = labels if first_labels is None else first_labels
+        rows.append(
+            {
+                "model": str(path),
+                "encoder": type(clf.model.encoder).__name__,
+                "parameters": sum(p.numel() for p in clf.model.parameters()),
+                "precision": clf.precision,
+                "entity_head": clf.scores_entities,
+                **asdict(run),
+                "speed_vs_first": run.texts_per_s / rows[0]["texts_per_s"] if rows else 1.0,
+                "sentiment_agreement_with_first": _agreement(labels, first_labels),
+            }
+        )
+    return {
+        "texts": n,
+        "source": source,
+        "device": str(pick_device(device)),
+        "torch_threads": torch.get_num_threads(),
+        "models": rows,
+    }
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """The models side by side, speed as a ratio to the first."""
+    lines = [
+        f"{result['texts']} texts from {result['source']} on {result['device']} "
+        f"({result['torch_threads']} torch threads), engine per model",
+        f"{'encoder':<14}{'params':>8}{'prec':>6}{'texts/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'speed':>7}{'agree':>7}  model",
+    ]
+    for row in result["models"]:
+        lines.append(
+            f"{row['encoder']:<14}{row['parameters'] / 1e6:>7.1f}M{row['precision']:>6}"
+            f"{row['texts_per_s']:>9.1f}{row['p50_call_ms']:>9.1f}{row['p99_call_ms']:>9.1f}"
+            f"{row['speed_vs_first']:>6.2f}x{row['sentiment_agreement_with_first']:>7.3f}"
+            f"  {row['model']}"
+        )
+    return "\n".join(lines)
+
+
 def _agreement(a: Sequence[str], b: Sequence[str]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / max(1, len(a))
 

@@ -31,23 +31,38 @@ def register(bench: typer.Typer) -> None:
             Path, typer.Option("--shared-data", help="Labelled sets; synthetic when absent.")
         ] = DEFAULT_SHARED_DATA,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        compare: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--compare",
+                help="Other exported models (repeatable): run them and --model through the "
+                "engine side by side instead of the pipeline comparison.",
+            ),
+        ] = None,
     ) -> None:
-        """Engine vs transformers.pipeline (batch 1 and 32) on the same texts: texts/s, ratios."""
-        from monitor.classify.bench import format_report, run_bench
+        """Engine vs transformers.pipeline (batch 1 and 32) on the same texts: texts/s, ratios.
+        With --compare: several models through the engine side by side."""
+        from monitor.classify.bench import (
+            compare_models,
+            format_comparison,
+            format_report,
+            run_bench,
+        )
 
         precisions = ("none", "int8", "bf16", "auto")
         if quantize not in precisions or device not in ("cpu", "cuda", "auto"):
             raise typer.BadParameter("--quantize none|int8|bf16|auto, --device cpu|cuda|auto")
         q: Quantize = quantize  # type: ignore[assignment]
+        data = shared_data if shared_data.is_dir() else None
         try:
-            result = run_bench(
-                model,
-                device=device,
-                n=n,
-                quantize=q,
-                shared_data=shared_data if shared_data.is_dir() else None,
-            )
+            if compare:
+                result = compare_models(
+                    [model, *compare], device=device, n=n, quantize=q, shared_data=data
+                )
+            else:
+                result = run_bench(model, device=device, n=n, quantize=q, shared_data=data)
         except FinMonError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
-        typer.echo(json.dumps(result) if as_json else format_report(result))
+        text = format_comparison(result) if compare else format_report(result)
+        typer.echo(json.dumps(result) if as_json else text)

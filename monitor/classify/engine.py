@@ -155,6 +155,11 @@ class TorchClassifier:
     def device(self) -> torch.device:
         return self._device
 
+    @property
+    def model(self) -> MultiTaskModel:
+        """The served model (read-only use: sizes, heads)."""
+        return self._model
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Padded length each text will occupy in a batch (window-capped, specials included)."""
         ids = self._tokenize([normalise(t) or t for t in texts])
