@@ -80,16 +80,20 @@ class TopicLabels:
 def check_scored(item: ScoredItem) -> ScoredItem:
     """``item`` when its values are ones the classify role writes; else InvalidMessage
     (``bad_field_type``, ``bad_number`` or ``too_many_tickers``) for the dead-letter topic."""
-    if item.sentiment not in SENTIMENT_LABELS:
-        raise InvalidMessage("bad_field_type", f"sentiment {item.sentiment[:40]!r} is not a label")
     if not 0 < len(item.id) <= MAX_ID_CHARS:
         raise InvalidMessage("bad_field_type", f"id of {len(item.id)} characters")
     if len(item.tickers) > MAX_TICKERS:
         raise InvalidMessage("too_many_tickers", f"{len(item.tickers)} tickers")
-    prob, score = item.negative_prob, item.sentiment_score
-    if not (math.isfinite(prob) and math.isfinite(score) and 0 <= prob <= 1 and -1 <= score <= 1):
-        raise InvalidMessage("bad_number", f"negative_prob {prob!r}, sentiment_score {score!r}")
+    for sentiment, score, prob in (item.view(), *item.entity_views.values()):
+        if sentiment not in SENTIMENT_LABELS:
+            raise InvalidMessage("bad_field_type", f"sentiment {sentiment[:40]!r} is not a label")
+        if not (_within(prob, 0.0, 1.0) and _within(score, -1.0, 1.0)):
+            raise InvalidMessage("bad_number", f"negative_prob {prob!r}, sentiment_score {score!r}")
     return item
+
+
+def _within(value: float, low: float, high: float) -> bool:
+    return math.isfinite(value) and low <= value <= high
 
 
 def tracked_tickers(tickers: tuple[str, ...]) -> tuple[str, ...]:

@@ -89,6 +89,8 @@ def test_ticker_strings_that_cannot_be_tickers_open_no_series(make_item: ItemFac
         ({"negative_prob": 1.5}, "bad_number"),
         ({"sentiment_score": math.inf}, "bad_number"),
         ({"tickers": tuple(f"T{n}" for n in range(65))}, "too_many_tickers"),
+        ({"entity_views": {"AAPL": ("rage", 0.0, 0.1)}}, "bad_field_type"),
+        ({"entity_views": {"AAPL": ("negative", -0.5, math.nan)}}, "bad_number"),
     ],
 )
 def test_values_the_classify_role_never_writes_are_refused(
