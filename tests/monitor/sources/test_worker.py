@@ -9,8 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -133,44 +133,82 @@ class TopicReader:
         return self.ids
 
 
+@dataclass
+class Attempt:
+    """One run of the source role against a fresh topic and state, frozen at its first acks."""
+
+    reader: TopicReader
+    config: Path
+    state: Path
+    on_topic: int = 0
+    committed: tuple[str, ...] | None = None
+
+
+def _freeze_at_first_acks(broker: EmbeddedBroker, url: str, root: Path, log: Path) -> Attempt:
+    """Start the role; SIGSTOP it as soon as items are on the topic, then SIGKILL it."""
+    kafka = unique_kafka_settings(broker.bootstrap_servers)
+    root.mkdir()
+    config = root / "finmon.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": kafka.model_dump(),
+                "metrics": {"enabled": False},
+                "state": {"dir": str(root / "state")},
+                "sources": {
+                    "feeds": [{"name": "big", "url": url, "interval_sec": 1, "jitter_sec": 0}]
+                },
+            }
+        )
+    )
+    attempt = Attempt(
+        TopicReader(broker.bootstrap_servers, kafka.raw_topic), config, root / "state"
+    )
+    process = _start(config, log)
+    try:
+        wait_until(lambda: bool(attempt.reader.read(20)), 90, 0.0)
+        process.send_signal(signal.SIGSTOP)  # frozen: it can commit nothing from here on
+        settled = -1
+        while settled != len(attempt.reader.read(1_000)):  # everything it had acknowledged
+            settled = len(attempt.reader.ids)
+        attempt.on_topic = settled
+        attempt.committed = _committed_position(attempt.state / "sources.sqlite")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    return attempt
+
+
 @pytest.mark.slow
 def test_kill_9_mid_poll_loses_nothing(
     broker: EmbeddedBroker, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     total = 6000
     body = big_feed(total)
-    kafka = unique_kafka_settings(broker.bootstrap_servers)
     url = feed_server.serve("/rss", lambda r: Reply(200, body, {"ETag": '"one"'}))
-    config: dict[str, Any] = {
-        "kafka": kafka.model_dump(),
-        "metrics": {"enabled": False},
-        "state": {"dir": str(tmp_path / "state")},
-        "sources": {"feeds": [{"name": "big", "url": url, "interval_sec": 1, "jitter_sec": 0}]},
-    }
-    path = tmp_path / "finmon.yaml"
-    path.write_text(yaml.safe_dump(config))
     log = tmp_path / "source.log"
-    reader = TopicReader(broker.bootstrap_servers, kafka.raw_topic)
-    first = _start(path, log)
+    for number in range(4):  # until the freeze lands between the first ack and the commit
+        attempt = _freeze_at_first_acks(broker, url, tmp_path / f"attempt-{number}", log)
+        assert attempt.committed is None or attempt.on_topic == total, (
+            f"position committed with {attempt.on_topic} of {total} items acknowledged"
+        )
+        if attempt.committed is None:
+            break
+        attempt.reader.consumer.close()
+    else:
+        pytest.fail(f"four polls committed before their first items were read; see {log}")
+    assert attempt.on_topic > 0  # killed after some acks and before the commit
+    requests_before = len(feed_server.requests)
+    second = _start(attempt.config, log)
     try:
-        # Kill as soon as the first items of the poll are on the topic: mid-produce.
-        wait_until(lambda: bool(reader.read(50)), 90, 0.0)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    settled = -1
-    while settled != len(reader.read(1_000)):  # everything the killed process got acknowledged
-        settled = len(reader.ids)
-    committed = _committed_position(tmp_path / "state" / "sources.sqlite")
-    second = _start(path, log)
-    try:
-        wait_until(lambda: len(reader.read()) >= total, 120, 0.0)
+        wait_until(lambda: len(attempt.reader.read()) >= total, 120, 0.0)
+        wait_until(lambda: _committed_position(attempt.state / "sources.sqlite") is not None, 30)
     finally:
         second.terminate()
         second.wait(30)
-    reader.consumer.close()
-    assert 0 < settled < total, f"not killed mid-poll ({settled} of {total} on the topic)"
-    assert committed is None, "the killed poll committed a position before all its acks"
-    assert len(reader.ids) == total, f"lost {total - len(reader.ids)} items; see {log}"
-    # The restart redid the poll from the old position: no ETag had been committed.
-    assert feed_server.requests[1].headers.get("if-none-match") is None
+    attempt.reader.consumer.close()
+    assert len(attempt.reader.ids) == total, f"lost {total - len(attempt.reader.ids)}; see {log}"
+    # The restart redid the poll from the old position (no ETag had been committed) and then
+    # committed the new one.
+    assert feed_server.requests[requests_before].headers.get("if-none-match") is None
+    assert _committed_position(attempt.state / "sources.sqlite") == (url, '"one"')
