@@ -361,3 +361,9 @@ def test_dockerfile_builds_where_a_runtime_is_present() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_compose_passes_no_secret_on_a_command_line() -> None:
+    for name, service in _compose()["services"].items():
+        args = f"{service.get('entrypoint', '')} {service.get('command', '')}"
+        assert "--secret" not in args and "--bearer-token" not in args, name
