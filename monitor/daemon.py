@@ -333,7 +333,9 @@ def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
                 "add sources.feeds, sources.push or sources.drop_folder (see the example config)",
             )
         return None
-    return SourceRole.from_settings(settings, metrics, decode_limits(settings))
+    return SourceRole.from_settings(
+        settings, metrics, decode_limits(settings), load_ticker_names(settings)
+    )
 
 
 def _thread_problem(thread: threading.Thread) -> str | None:

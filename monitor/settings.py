@@ -143,7 +143,8 @@ class ModelSettings(_Frozen):
     # CPU threads for the model's matmuls; 0 keeps torch's default (one per core).
     torch_threads: int = Field(default=0, ge=0, le=256)
     # YAML/JSON file {ticker: [name, alias, ...]}: names that count as entities of that ticker
-    # (scored by a model with an entity head, beside cashtags and the input tickers). Empty: none.
+    # (scored by a model with an entity head, beside cashtags and the input tickers), and that
+    # the source role tags items with. Empty: none.
     ticker_names: str = ""
 
 
@@ -292,14 +293,6 @@ class StateSettings(_Frozen):
     dir: str = "./finmon-state"
 
 
-class TickerSettings(_Frozen):
-    """The name -> ticker dictionary (monitor/tickers.py), shared by every part that finds
-    companies in text: the source role tags items with it."""
-
-    # YAML or JSON file ``{TICKER: [name, alias, ...]}``; empty: cashtags and exchange tags only.
-    dictionary_path: str = ""
-
-
 # --- sources (feed poller, push endpoint, drop folder) -------------------------------------------
 
 _SOURCE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -412,7 +405,6 @@ class Settings(_Frozen):
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
-    tickers: TickerSettings = Field(default_factory=TickerSettings)
 
     @model_validator(mode="after")
     def _sizes_agree(self) -> Settings:

@@ -18,7 +18,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.contract import DEFAULT_LIMITS, DecodeLimits
-from monitor.errors import ConfigError
 from monitor.ingest.kafka_io import ensure_topics, make_producer, require_broker
 from monitor.metrics import Metrics
 from monitor.settings import FeedSettings, Settings
@@ -30,7 +29,7 @@ from monitor.sources.poller import FeedPoller
 from monitor.sources.produce import AckProducer
 from monitor.sources.push import PushServer
 from monitor.sources.status import SourceBoard
-from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary, TickerDictionaryError
+from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary
 
 logger = logging.getLogger(__name__)
 
@@ -124,19 +123,16 @@ class SourceRole:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, metrics: Metrics, limits: DecodeLimits = DEFAULT_LIMITS
+        cls,
+        settings: Settings,
+        metrics: Metrics,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+        dictionary: TickerDictionary = EMPTY_DICTIONARY,
     ) -> SourceRole:
-        """Raises ConfigError when the ticker dictionary file is unreadable. ``limits``: the
-        classify role's decode limits (pushed and dropped items are checked against them)."""
-        path = settings.tickers.dictionary_path
-        if not path:
-            return cls(settings, metrics, limits=limits)
-        try:
-            return cls(settings, metrics, dictionary=TickerDictionary.load(path), limits=limits)
-        except TickerDictionaryError as exc:
-            raise ConfigError(
-                "tickers.dictionary_path", str(exc), "fix or remove the file"
-            ) from exc
+        """``limits``: the classify role's decode limits (pushed and dropped items are checked
+        against them); ``dictionary``: ``model.ticker_names``, the names the model's entity
+        handling uses too."""
+        return cls(settings, metrics, dictionary=dictionary, limits=limits)
 
     def _producer(self) -> AckProducer:
         kafka = self.settings.kafka

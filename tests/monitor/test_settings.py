@@ -108,15 +108,19 @@ def test_sources_from_environment_and_their_errors() -> None:
         assert info.value.key == key, environ
 
 
-def test_an_unreadable_ticker_dictionary_is_a_config_error(tmp_path: Path) -> None:
-    from monitor.metrics import build_metrics
-    from monitor.sources import SourceRole
+def test_the_source_role_reads_the_models_ticker_names(tmp_path: Path) -> None:
+    from monitor.daemon import Daemon
 
-    broken = tmp_path / "tickers.yaml"
-    broken.write_text("- not a mapping\n")
-    settings = load_settings(
-        None, environ={}, overrides={"tickers": {"dictionary_path": str(broken)}}
-    )
+    names = tmp_path / "tickers.yaml"
+    names.write_text("TLRY: [Tilray]\n")
+    overrides = {
+        "role": "source",
+        "model": {"ticker_names": str(names)},
+        "sources": {"feeds": [{"name": "wire", "url": "http://127.0.0.1:9/rss"}]},
+    }
+    daemon = Daemon.from_settings(load_settings(None, environ={}, overrides=overrides))
+    assert daemon.sources is not None and daemon.sources.dictionary.ticker_of("tilray") == "TLRY"
+    names.write_text("- not a mapping\n")
     with pytest.raises(ConfigError) as info:
-        SourceRole.from_settings(settings, build_metrics())
-    assert info.value.key == "tickers.dictionary_path"
+        Daemon.from_settings(load_settings(None, environ={}, overrides=overrides))
+    assert info.value.key == "model.ticker_names"
