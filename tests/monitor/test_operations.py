@@ -232,7 +232,7 @@ def _drained_ms(log: str) -> float:
     return float(line.split("classify drained in ")[1].split(" ms")[0])
 
 
-def test_sigterm_during_a_stream_drains_in_the_grace_period_and_loses_nothing(
+def test_sighup_reloads_and_sigterm_drains_in_the_grace_period_losing_nothing(
     broker: EmbeddedBroker, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     bs = broker.bootstrap_servers
@@ -244,6 +244,8 @@ def test_sigterm_during_a_stream_drains_in_the_grace_period_and_loses_nothing(
     worker = start_worker(config, log)
     with Feed(bs, kafka.raw_topic) as feed:
         assert wait_until(lambda: _count(bs, kafka.scored_topic) >= 100, 120), log.read_text()
+        worker.send_signal(signal.SIGHUP)  # a reload of the same export, mid-stream
+        assert wait_until(lambda: "swapped in" in log.read_text(), 60), log.read_text()[-2000:]
         worker.send_signal(signal.SIGTERM)  # the feed goes on: SIGTERM lands mid-stream
         rc = worker.wait(grace_ms / 1000 + 10)
     text = log.read_text()
