@@ -235,15 +235,16 @@ def _parse_published(
     obj: Mapping[str, Any], fallback: datetime, limits: DecodeLimits, now: datetime
 ) -> datetime:
     raw = obj.get("published_at")
+    latest = now + timedelta(milliseconds=limits.max_future_ms)
     if raw is None:
-        return fallback
+        # The Kafka record time; a producer that sets none (0, -1) gets the wall clock.
+        return fallback if limits.min_published_at <= fallback <= latest else now
     if not isinstance(raw, str):
         raise InvalidMessage("bad_published_at", "'published_at' must be an RFC 3339 string")
     try:
         moment = parse_time(raw)
     except (ValueError, OverflowError) as exc:
         raise InvalidMessage("bad_published_at", f"{raw[:64]!r} is not RFC 3339 ({exc})") from exc
-    latest = now + timedelta(milliseconds=limits.max_future_ms)
     if not limits.min_published_at <= moment <= latest:
         raise InvalidMessage(
             "bad_published_at",

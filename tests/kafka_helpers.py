@@ -37,7 +37,10 @@ def unique_kafka_settings(bootstrap: str, **extra: Any) -> KafkaSettings:
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Produce and wait for every ack; records up to 8 MiB (the broker decides what it takes)."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024
+    )
     futures = [producer.send(topic, value=v) for v in values]
     producer.flush(30)
     for f in futures:

@@ -169,10 +169,10 @@ class ModelOwner(Generic[J]):
     def _run(self) -> None:
         try:
             self._loop()
-        except BaseException as exc:
+        except Exception as exc:
+            # The Kafka thread sees the thread gone and raises this error (the role stops).
             self.error = exc
             logger.error("model thread stopped: %s", exc)
-            raise
 
     def _loop(self) -> None:
         batcher: MicroBatcher[Job[J]] = MicroBatcher(self.policy, self.clock_ms)

@@ -166,7 +166,13 @@ class ClassifyWorker:
             self.metrics.up.labels("classify").set(0)
             owner.stop(timeout_sec=5)
             pipeline.producer.close(timeout=5)
-            consumer.close(autocommit=False)
+            # drain() committed what is durable; kafka-python calls the revoke listener from its
+            # IO thread on close, where a blocking commit is refused.
+            pipeline.closing = True
+            try:
+                consumer.close(autocommit=False)
+            except KafkaError as exc:
+                logger.warning("consumer close failed (%r)", exc)
             logger.info("classify worker stopped")
 
 
@@ -185,6 +191,7 @@ class _Pipeline(ConsumerRebalanceListener):
         self.backlog: deque[Job[Origin]] = deque()
         self.sends: deque[_Send] = deque()
         self.paused = False
+        self.closing = False
         self.health = worker.health
         self.warnings = Throttle(WARN_INTERVAL_SEC)
         self._broker_state = "up"
@@ -395,7 +402,8 @@ class _Pipeline(ConsumerRebalanceListener):
 
     # -- rebalance listener (called inside poll) --------------------------------------------
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.commit(revoked)
+        if not self.closing:
+            self.commit(revoked)
         self.tracker.forget(revoked)
         gone = set(revoked)
         self.backlog = deque(j for j in self.backlog if j.context.partition not in gone)
