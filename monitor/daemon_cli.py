@@ -53,10 +53,12 @@ def run(
 ) -> None:
     """Run the monitor daemon until SIGINT/SIGTERM."""
     from monitor.daemon import Daemon
+    from monitor.ingest.kafka_io import require_broker
 
     settings = settings_or_exit(config, role=role)
     setup_logging(settings.log_level)
     try:
+        require_broker(settings.kafka)  # before the model loads: no broker is said in seconds
         Daemon.from_settings(settings).run()
     except ConfigError as exc:
         typer.echo(f"finmon: {exc}", err=True)

@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_SEC = 2.0
 PROBE_TIMEOUT_MS = 1_500
-COMMIT_TIMEOUT_MS = 5_000
+COMMIT_TIMEOUT_MS = 2_000
 COMMIT_INTERVAL_SEC = 0.5
 BUSY_POLL_TIMEOUT_MS = 5
 RESEND_BACKOFF_SEC = 0.5
@@ -257,10 +257,16 @@ class _Pipeline(ConsumerRebalanceListener):
                     record,
                     processing_error(record, self.topics.dlq, "tokenize", n_tokens),
                 )
-            else:
+                continue
+            try:
                 queries = entity_queries(item.text, item.tickers, self.worker.names)
-                origin = Origin(partition, record, item)
-                self.backlog.append(Job(item.text, n_tokens, origin, queries))
+            except Exception as exc:
+                self._send(
+                    partition, record, processing_error(record, self.topics.dlq, "entities", exc)
+                )
+                continue
+            origin = Origin(partition, record, item)
+            self.backlog.append(Job(item.text, n_tokens, origin, queries))
 
     def feed(self) -> None:
         """Hand the backlog to the model owner; pause partitions while it has no room."""

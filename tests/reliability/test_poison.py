@@ -13,6 +13,7 @@ import pytest
 
 from monitor.broker import EmbeddedBroker
 from monitor.classify.engine import TorchClassifier
+from monitor.classify.entities import EntityQuery
 from monitor.classify.isolate import ModelUnavailable
 from monitor.contract import DLQ_ERROR_HEADER, DLQ_REASON_HEADER, Prediction
 from monitor.ingest.classify_worker import ClassifyWorker
@@ -112,12 +113,14 @@ class Poisonous:
             raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
         return self.inner.count_tokens(texts)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
+    ) -> list[Prediction]:
         if self.dead:
             raise RuntimeError("CUDA error: device-side assert triggered")
         if any("crash-model" in t for t in texts):
             raise IndexError("index out of range in self")
-        return self.inner.predict(texts)
+        return self.inner.predict(texts, entities)
 
 
 def _run(worker: ClassifyWorker) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
