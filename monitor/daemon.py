@@ -256,7 +256,7 @@ class Daemon:
             cfg.reload,
             cfg.model.path,
             load=lambda path: load_classifier(cfg, self.metrics, path),
-            swap=lambda new, done: _swap(classify, new, done),
+            swap=lambda new, done: self._swap(classify, new, done),
             metrics=self.metrics,
             canary=canary_texts(cfg.reload),
             describe=_describe,
@@ -314,6 +314,21 @@ class Daemon:
             self.join(self.settings.shutdown.grace_period_ms / 1000)
             logger.info("stopped in %.0f ms", (time.monotonic() - started) * 1000)
 
+    def _swap(
+        self, worker: ClassifyWorker, classifier: Classifier, done: Callable[[], None]
+    ) -> bool:
+        """Hand a checked model to the running owner; the old one is released after the switch."""
+        owner = worker.owner
+        if owner is None or not owner.alive:
+            return False
+
+        def swapped() -> None:
+            worker.classifier = self.classifier = classifier
+            done()
+
+        owner.swap(classifier, swapped)
+        return True
+
     def _reload_requested(self) -> None:
         if self.reloader is None:
             logger.info("SIGHUP: this process serves no model; nothing to reload")
@@ -340,14 +355,6 @@ def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
 
 def _thread_problem(thread: threading.Thread) -> str | None:
     return None if thread.is_alive() else f"thread {thread.name} has ended"
-
-
-def _swap(worker: ClassifyWorker, classifier: Classifier, done: Callable[[], None]) -> bool:
-    owner = worker.owner
-    if owner is None or not owner.alive:
-        return False
-    owner.swap(classifier, done)
-    return True
 
 
 def _describe(classifier: Classifier) -> dict[str, str]:
