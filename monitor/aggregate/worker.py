@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 TICK_INTERVAL_SEC = 1.0
 REJECT_LOG_INTERVAL_MS = 10_000  # dead-lettered scored records: one warning per interval at most
+# Dead letters held while the broker does not acknowledge them; past it, consumption pauses.
+MAX_WAITING_DEAD_LETTERS = 1_000
 
 AlertSink = Callable[[AlertEvent], None]
 
@@ -86,6 +88,7 @@ class AggregateWorker:
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_INTERVAL_SEC
                     self.tick(consumer)
+                self.hold_while_dead_letters_wait(consumer)
             self.tick(consumer)
         finally:
             self.metrics.up.labels("aggregate").set(0)
@@ -119,6 +122,17 @@ class AggregateWorker:
             latency_sec = max(0.0, now_ms / 1000 - item.ingested_at.timestamp())
             self.metrics.e2e_latency_seconds.observe(latency_sec)
             self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
+
+    def hold_while_dead_letters_wait(self, consumer: KafkaConsumer) -> None:
+        """Flow control: pause every partition while MAX_WAITING_DEAD_LETTERS dead letters wait
+        for the broker (the consumer keeps polling, so it stays in the group), resume after."""
+        paused = consumer.paused()
+        if len(self._dead) >= MAX_WAITING_DEAD_LETTERS and not paused:
+            waiting, topic = len(self._dead), self.kafka.scored_topic
+            logger.warning("%d dead letters not acknowledged: pausing %s", waiting, topic)
+            consumer.pause(*consumer.assignment())
+        elif len(self._dead) < MAX_WAITING_DEAD_LETTERS and paused:
+            consumer.resume(*paused)
 
     def _reject(self, record: RawRecord, reason: str, detail: str, now_ms: int) -> None:
         if now_ms >= self._next_warning_ms:

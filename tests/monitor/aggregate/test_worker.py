@@ -150,3 +150,42 @@ def test_records_that_would_crash_decode_or_blind_windows_are_dead_lettered(
         "finmon_aggregate_items_total", {"topic": "Earnings", "sentiment": "neutral"}
     )
     assert counted == 1
+
+
+class _PausingConsumer:
+    """The consumer calls the flow control makes, in memory."""
+
+    def __init__(self) -> None:
+        self.owned = {TopicPartition("s", 0), TopicPartition("s", 1)}
+        self.held: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.owned
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.held)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.held |= set(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.held -= set(partitions)
+
+
+def test_consumption_pauses_while_too_many_dead_letters_wait(metrics: Metrics) -> None:
+    from monitor.aggregate.worker import MAX_WAITING_DEAD_LETTERS
+
+    worker = AggregateWorker(
+        unique_kafka_settings("127.0.0.1:1"), Aggregator(AggregateSettings()), metrics
+    )
+    consumer = _PausingConsumer()
+    garbage = [_Record(b"garbage", n) for n in range(MAX_WAITING_DEAD_LETTERS)]
+    worker._count({TopicPartition("s", 0): garbage[:-1]})
+    worker.hold_while_dead_letters_wait(consumer)
+    assert consumer.held == set()
+    worker._count({TopicPartition("s", 0): garbage[-1:]})
+    worker.hold_while_dead_letters_wait(consumer)
+    assert consumer.held == consumer.owned
+    worker._dead.clear()  # the broker acknowledged them
+    worker.hold_while_dead_letters_wait(consumer)
+    assert consumer.held == set()
