@@ -52,13 +52,15 @@ def run(
     ] = None,
 ) -> None:
     """Run the monitor daemon until SIGINT/SIGTERM."""
-    from monitor.daemon import Daemon
     from monitor.ingest.kafka_io import require_broker
 
     settings = settings_or_exit(config, role=role)
     setup_logging(settings.log_level)
     try:
-        require_broker(settings.kafka)  # before the model loads: no broker is said in seconds
+        # Before torch is imported and the model loads: no broker is said in seconds.
+        require_broker(settings.kafka)
+        from monitor.daemon import Daemon
+
         Daemon.from_settings(settings).run()
     except ConfigError as exc:
         typer.echo(f"finmon: {exc}", err=True)

@@ -55,7 +55,7 @@ def test_unreachable_broker_at_start_up_names_the_key_and_the_fix(
         "start-up with no broker at kafka.bootstrap_servers",
         sent=0, scored=0, dead_lettered=0, lost=0, duplicates=0,
         recover_sec=round(elapsed, 1),
-        note="exit 1 with the key and the fix; time = whole command, model load included",
+        note="exit 1 naming the key and the fix; time = whole command, connect_timeout_sec 1",
     ).report()  # fmt: skip
 
 
