@@ -10,11 +10,13 @@ All times are window boundaries in event time, so replays give the same transiti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.detectors import ClosedWindow, Detector, Evaluation
 from alerts.events import AlertEvent, Headline, Severity, Status
+
+HOT_WINDOWS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +42,15 @@ class RuleState:
     active_windows: int = 0
     peak_score: float = 0.0
     cooldown_until_ms: int = 0
+    # Starts of the newest windows that breached or belonged to an alert (market-wide checks).
+    hot_starts: list[int] = field(default_factory=list)
+    # The current alert was held back as part of a market-wide move (alerts.market).
+    muted: bool = False
 
     def step(self, ev: Evaluation, window: ClosedWindow, policy: AlertPolicy) -> Status | None:
         """Advance by one closed window; return the transition it causes, if any."""
+        if ev.breach or self.active:
+            self.hot_starts = [*self.hot_starts[-(HOT_WINDOWS - 1) :], window.start_ms]
         if not self.active:
             self.breach_run = self.breach_run + 1 if ev.breach else 0
             cooled = window.start_ms >= self.cooldown_until_ms
@@ -81,6 +89,8 @@ class RuleState:
             "aw": self.active_windows,
             "pk": self.peak_score,
             "cd": self.cooldown_until_ms,
+            "hot": list(self.hot_starts),
+            "mu": self.muted,
         }
 
     @classmethod
@@ -95,6 +105,8 @@ class RuleState:
             active_windows=int(state["aw"]),
             peak_score=float(state["pk"]),
             cooldown_until_ms=int(state["cd"]),
+            hot_starts=[int(t) for t in state.get("hot", [])],
+            muted=bool(state.get("mu", False)),
         )
 
 
@@ -122,6 +134,8 @@ class Watch:
         self.detector.learn(window, in_alert=was_active or ev.breach)
         if timed_out:
             self.detector.rebase()
+        if status == "resolved":
+            self.detector.restart_evidence()
         if status is None or window.key_kind not in self.policy.key_kinds:
             return None
         return self._event(status, ev, window, headlines, now_ms)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from alerts.events import AlertEvent
-from alerts.scenario import Injection
+from alerts.scenario import MARKET_KEY, Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +115,41 @@ def _match(
         ):
             return index
     return None
+
+
+def covers(injection: Injection, key: str) -> bool:
+    """Whether an injection applies to ``key``: its own topic, or every key of its week for a
+    market-wide one (topic ``*`` or ``<prefix>/*``)."""
+    if injection.topic == key:
+        return True
+    return injection.topic.endswith(MARKET_KEY) and key.startswith(injection.topic[:-1])
+
+
+def _during(alert: AlertEvent, injection: Injection, window_ms: int, grace_windows: int) -> bool:
+    end = injection.end_ms + grace_windows * window_ms
+    return covers(injection, alert.key) and injection.start_ms <= alert.window_start_ms < end
+
+
+def outside(
+    alerts: Iterable[AlertEvent],
+    injections: Sequence[Injection],
+    *,
+    window_ms: int,
+    grace_windows: int,
+) -> list[AlertEvent]:
+    """The alerts that fire outside every given injection (scored elsewhere)."""
+    return [
+        a for a in alerts if not any(_during(a, i, window_ms, grace_windows) for i in injections)
+    ]
+
+
+def alerts_per_injection(
+    alerts: Iterable[AlertEvent],
+    injections: Sequence[Injection],
+    *,
+    window_ms: int,
+    grace_windows: int,
+) -> list[int]:
+    """Firing alerts (any rule) during each injection, up to ``grace_windows`` after its end."""
+    fired = [a for a in alerts if a.status == "firing"]
+    return [sum(_during(a, i, window_ms, grace_windows) for a in fired) for i in injections]

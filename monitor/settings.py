@@ -155,8 +155,8 @@ class AggregateSettings(_Frozen):
     allowed_lateness_ms: int = Field(default=30_000, ge=0)
     # Wall-clock quiet time after which the watermark advances without new items.
     idle_close_ms: int = Field(default=120_000, ge=0)
-    # Items an evaluation (pooled over up to evaluation_windows) needs before it can breach.
-    min_volume: int = Field(default=20, ge=1)
+    # Stories a pooled span needs before its negative share can breach (docs/detection.md).
+    min_volume: int = Field(default=10, ge=1)
     # Floor: an evaluation whose negative share is below this never breaches.
     negative_share_threshold: float = Field(default=0.1, gt=0, le=1)
     consecutive_windows: int = Field(default=2, ge=1)
@@ -198,6 +198,17 @@ class AggregateSettings(_Frozen):
     # labels of the model at model.path, else the first max_topic_series topics seen.
     topic_labels: tuple[str, ...] = ()
     max_topic_series: int = Field(default=64, ge=1)
+    # -- detection (docs/detection.md): spans of up to lookback_windows pooled, seasonal volume.
+    lookback_windows: int = Field(default=60, ge=1, le=240)
+    volume_min_items: int = Field(default=20, ge=1)
+    volume_season_memory_weeks: float = Field(default=3.0, gt=0)
+    # Topic spikes during an overall spike: held back (one alert) or sent with a note.
+    market_wide: Literal["suppress", "annotate"] = "suppress"
+    # Syndication: near-duplicate headlines within story_window_ms count as one story.
+    story_dedup: bool = True
+    story_window_ms: int = Field(default=3_600_000, ge=1_000)
+    max_stories: int = Field(default=2_000, ge=1)
+    story_similarity: float = Field(default=0.5, gt=0, le=1)
     # Empty windows evaluated per quiet gap before the rest of the gap is skipped.
     max_fill_windows: int = Field(default=120, ge=1)
     # SQLite file under state.dir holding windows, baselines, rule states and recent ids.

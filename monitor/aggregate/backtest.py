@@ -111,7 +111,7 @@ def run_backtest(path: Path, settings: AggregateSettings) -> BacktestResult:
     return backtest_records(records_from_frame(frame, str(path)), settings)
 
 
-def _times_ms(values: pd.Series, path: str, column: str) -> list[int]:
+def times_ms(values: pd.Series, path: str, column: str) -> list[int]:
     try:
         stamps = pd.to_datetime(values, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
@@ -136,7 +136,7 @@ def records_from_frame(frame: pd.DataFrame, path: str = "<frame>") -> list[Score
     missing = {"published_at", "topic", "sentiment"} - set(frame.columns)
     if missing:
         raise BacktestInputError(path, f"missing column(s) {sorted(missing)}")
-    times = _times_ms(frame["published_at"], path, "published_at")
+    times = times_ms(frame["published_at"], path, "published_at")
     items = []
     for row, (event_ms, record) in enumerate(zip(times, frame.to_dict("records"), strict=True)):
         sentiment = str(record["sentiment"]).strip().lower()
@@ -202,8 +202,9 @@ def _sample(agg: Aggregator, result: BacktestResult) -> None:
 def backtest_series(frame: pd.DataFrame, settings: AggregateSettings) -> BacktestResult:
     """Volume rule over a ``timestamp,value`` series, one row per window."""
     columns = {str(c).lower(): c for c in frame.columns}
-    times = _times_ms(frame[columns["timestamp"]], "<series>", "timestamp")
-    values = [round(float(v)) for v in frame[columns["value"]]]
+    times = times_ms(frame[columns["timestamp"]], "<series>", "timestamp")
+    # Counts: negative values (some public series have them) count as zero.
+    values = [max(0, round(float(v))) for v in frame[columns["value"]]]
     pairs = sorted(zip(times, values, strict=True))
     gaps = sorted(b[0] - a[0] for a, b in pairwise(pairs) if b[0] > a[0])
     window_ms = max(1, gaps[len(gaps) // 2]) if gaps else settings.window_ms

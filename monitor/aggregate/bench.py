@@ -10,14 +10,16 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from alerts.detectors import NEGATIVE_SHARE_SPIKE, VOLUME_SURGE
 from alerts.events import AlertEvent
+from alerts.market import apply_market_wide
 from alerts.scenario import (
     DAY_MS,
     DIURNAL_WEEK,
@@ -26,42 +28,92 @@ from alerts.scenario import (
     Injection,
     Scenario,
     ScenarioSpec,
+    WindowCount,
     expand_items,
+    expected_volume,
     generate,
 )
-from alerts.scoring import Score, score_alerts
-from monitor.aggregate.engine import Aggregator, new_track
+from alerts.scoring import Score, alerts_per_injection, outside, score_alerts
+from monitor.aggregate.engine import Aggregator, market_view, new_track
 from monitor.aggregate.store import MemoryStateStore
-from monitor.aggregate.windows import WindowStats
+from monitor.aggregate.windows import OVERALL_KEY, WindowStats
 from monitor.contract import ScoredItem
 from monitor.settings import AggregateSettings
 
+# Thin topics: 80 items a minute on weekday afternoons, 4 at night, half that at weekends.
+_THIN = replace(
+    DIURNAL_WEEK,
+    topics=4,
+    day_volume=80.0,
+    weekend_ratio=0.5,
+    spike_windows=(10, 60),
+    surges_per_day=0.5,
+)
 PRESETS: dict[str, ScenarioSpec] = {
     "flat": FLAT_WEEK,
     "diurnal20": DIURNAL_WEEK,
-    # Thin topics: 40 items a minute by day, 2 at night (most night windows under min_volume).
+    # Thin topics: 40 items a minute by day, 2 at night.
     "thin40": replace(DIURNAL_WEEK, day_volume=40.0),
+    "thin": _THIN,
+    "syndication": replace(_THIN, spikes_per_day=1.0, syndication_per_day=3.0),
+    "drift": replace(_THIN, spikes_per_day=1.0, ramps_per_day=1.0),
+    "market": replace(_THIN, topics=6, spikes_per_day=1.0, market_per_day=1.0),
 }
+# Alerts up to this many windows after a syndication burst or market move belong to it.
+EVENT_GRACE_WINDOWS = 15
 
 
-def run_windows(scenario: Scenario, settings: AggregateSettings) -> list[AlertEvent]:
-    """Alerts of every topic when each window's counts are fed to the rules directly."""
+def run_windows(
+    scenario: Scenario, settings: AggregateSettings, *, count_repeats: bool = False
+) -> list[AlertEvent]:
+    """Alerts of every topic and the overall key when each window's counts are fed to the
+    rules directly (as the aggregator would close them), market-wide folding included.
+
+    ``count_repeats``: count syndicated copies as new stories (the story index switched off).
+    """
+    window_ms = settings.window_ms
+    first = next(iter(scenario.series.values()))[0].start_ms
+    tracks = {
+        ("topic", t): new_track(settings, ("topic", t), first, top_headlines=0)
+        for t in scenario.series
+    }
+    overall = new_track(settings, ("overall", OVERALL_KEY), first, top_headlines=0)
+    tracks[("overall", OVERALL_KEY)] = overall
     events: list[AlertEvent] = []
-    for topic, series in scenario.series.items():
-        track = new_track(settings, ("topic", topic), series[0].start_ms, top_headlines=0)
-        for count in series:
-            end = count.start_ms + settings.window_ms
-            stats = WindowStats(
-                "topic",
-                topic,
-                count.start_ms,
-                end,
-                volume=count.volume,
-                negative=count.negative,
-                neutral=count.volume - count.negative,
+    for counts in zip(*scenario.series.values(), strict=True):
+        start, end = counts[0].start_ms, counts[0].start_ms + window_ms
+        fired: list[AlertEvent] = []
+        for topic, count in zip(scenario.series, counts, strict=True):
+            fired += tracks[("topic", topic)].evaluate_window(
+                _stats("topic", topic, start, end, [count], count_repeats=count_repeats), end
             )
-            events.extend(track.evaluate_window(stats, end))
+        fired += overall.evaluate_window(
+            _stats("overall", OVERALL_KEY, start, end, counts, count_repeats=count_repeats), end
+        )
+        fired.sort(key=lambda e: (e.window_end_ms, e.rule, e.key_kind, e.key))
+        view, states = market_view(tracks, overall, window_ms)
+        overall_state = overall.watches[NEGATIVE_SHARE_SPIKE].state
+        events += apply_market_wide(fired, view, states, overall_state, settings.market_wide)
     return events
+
+
+def _stats(
+    kind: str, key: str, start: int, end: int, counts: Sequence[WindowCount], *, count_repeats: bool
+) -> WindowStats:
+    volume = sum(c.volume for c in counts)
+    negative = sum(c.negative for c in counts)
+    repeats = 0 if count_repeats else sum(c.repeats for c in counts)
+    return WindowStats(
+        kind,
+        key,
+        start,
+        end,
+        volume=volume,
+        negative=negative,
+        neutral=volume - negative,
+        repeats=repeats,
+        repeat_negative=repeats,  # syndicated copies are all negative in the scenarios
+    )
 
 
 def score_scenario(
@@ -143,47 +195,148 @@ def _is_hard(injection: Injection, window_ms: int) -> bool:
     return injection.kind == "spike" and injection.size < 4.0 and windows == 3
 
 
+# Bands of expected items per minute at a spike's start, for recall and delay by volume.
+VOLUME_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("day_20_plus", 20.0, math.inf),
+    ("thin_2_to_20", 2.0, 20.0),
+    ("sparse_under_2", 0.0, 2.0),
+)
+
+
+@dataclass
+class _Pooled:
+    """Alerts and injections of several simulated weeks, keys prefixed ``<seed>/``."""
+
+    events: list[AlertEvent] = field(default_factory=list)
+    naive: list[AlertEvent] = field(default_factory=list)
+    as_items: list[AlertEvent] = field(default_factory=list)
+    injections: list[Injection] = field(default_factory=list)
+    volume_at: dict[tuple[str, int], float] = field(default_factory=dict)
+    keys: int = 0
+    days: float = 0.0
+
+    def add(self, seed: int, scenario: Scenario, settings: AggregateSettings) -> None:
+        def tag(events: list[AlertEvent]) -> list[AlertEvent]:
+            return [replace(e, key=f"{seed}/{e.key}") for e in events]
+
+        spec = scenario.spec
+        self.events += tag(run_windows(scenario, settings))
+        self.naive += tag(run_naive_zscore(scenario, settings.window_ms))
+        if spec.syndication_per_day:
+            self.as_items += tag(run_windows(scenario, settings, count_repeats=True))
+        for i in scenario.injections:
+            tagged = replace(i, topic=f"{seed}/{i.topic}")
+            self.injections.append(tagged)
+            per_minute = expected_volume(spec, i.start_ms) * 60_000 / spec.window_ms
+            self.volume_at[(tagged.topic, tagged.start_ms)] = per_minute
+        self.keys += len(scenario.series)
+        self.days = spec.days  # per key: every week is as long
+
+    def score(self, rule: str, kind: str, window_ms: int, targets: list[Injection]) -> Score:
+        special = [i for i in self.injections if i.kind in ("market", "syndication")]
+        topic_events = [e for e in self.events if e.key_kind == "topic"]
+        plain = outside(topic_events, special, window_ms=window_ms, grace_windows=1)
+        return score_alerts(
+            plain,
+            targets,
+            rule=rule,
+            kind=kind,
+            window_ms=window_ms,
+            days=self.days,
+            keys=self.keys,
+        )
+
+
+def _spike_bands(pooled: _Pooled, window_ms: int, min_windows: int) -> dict[str, Any]:
+    """Recall and median delay of spikes of at least ``min_windows`` windows, by volume band."""
+    out: dict[str, Any] = {}
+    for name, low, high in VOLUME_BANDS:
+        targets = [
+            i
+            for i in pooled.injections
+            if i.kind == "spike"
+            and (i.end_ms - i.start_ms) // window_ms >= min_windows
+            and low <= pooled.volume_at[(i.topic, i.start_ms)] < high
+        ]
+        score = pooled.score(NEGATIVE_SHARE_SPIKE, "spike", window_ms, targets)
+        out[name] = {
+            "injections": score.injections,
+            "recall": round(score.recall, 4),
+            "median_delay_windows": score.median_delay_windows,
+        }
+    return out
+
+
+def _per_event(pooled: _Pooled, kind: str, events: list[AlertEvent], window_ms: int) -> Any:
+    targets = [i for i in pooled.injections if i.kind == kind]
+    if not targets:
+        return None
+    if kind == "market":
+        events = [e for e in events if e.rule == NEGATIVE_SHARE_SPIKE]
+    counts = alerts_per_injection(
+        events, targets, window_ms=window_ms, grace_windows=EVENT_GRACE_WINDOWS
+    )
+    return {
+        "events": len(counts),
+        "alerts_mean": round(statistics.mean(counts), 3),
+        "alerts_max": max(counts),
+        "events_with_over_one_alert": sum(c > 1 for c in counts),
+        "events_with_no_alert": sum(c == 0 for c in counts),
+    }
+
+
 def bench_detection(
     settings: AggregateSettings,
     seeds: Sequence[int],
     presets: Sequence[str] = ("flat", "diurnal20"),
 ) -> dict[str, Any]:
-    """Scores per preset over ``seeds`` simulated weeks (window-level), with the naive
-    z-score reference and the recall on the hardest spikes."""
+    """Scores per preset over ``seeds`` simulated weeks (window-level): spikes and surges
+    (with recall by volume band), syndication bursts, market moves, the naive z-score."""
     results: dict[str, Any] = {}
+    window_ms = settings.window_ms
     for name in presets:
-        pooled: list[AlertEvent] = []
-        naive: list[AlertEvent] = []
-        injections: list[Injection] = []
-        keys = 0
+        pooled = _Pooled()
         for seed in seeds:
-            spec = replace(PRESETS[name], seed=seed, window_ms=settings.window_ms)
-            scenario = generate(spec)
-            # Topic names repeat across seeds: prefix them so alerts match their own week.
-            pooled += [replace(e, key=f"{seed}/{e.key}") for e in run_windows(scenario, settings)]
-            naive += [
-                replace(e, key=f"{seed}/{e.key}")
-                for e in run_naive_zscore(scenario, settings.window_ms)
-            ]
-            injections += [replace(i, topic=f"{seed}/{i.topic}") for i in scenario.injections]
-            keys += len(scenario.series)
-        merged = Scenario(replace(PRESETS[name], seed=-1))
-        merged.injections = injections
-        merged.series = {str(k): [] for k in range(keys)}
-        scores = score_scenario(merged, pooled, settings)
-        results[name] = {kind: s.as_dict() for kind, s in scores.items()}
-        merged.injections = [i for i in injections if _is_hard(i, settings.window_ms)]
-        hard = score_scenario(merged, pooled, settings)["spike"]
-        results[name]["spike_3to4_sigma_3_windows"] = {
-            "injections": hard.injections,
-            "recall": round(hard.recall, 4),
-            "median_delay_windows": hard.median_delay_windows,
+            spec = replace(PRESETS[name], seed=seed, window_ms=window_ms)
+            pooled.add(seed, generate(spec), settings)
+        spikes = [i for i in pooled.injections if i.kind == "spike"]
+        surges = [i for i in pooled.injections if i.kind == "surge"]
+        report: dict[str, Any] = {
+            "spike": pooled.score(NEGATIVE_SHARE_SPIKE, "spike", window_ms, spikes).as_dict(),
+            "surge": pooled.score(VOLUME_SURGE, "surge", window_ms, surges).as_dict(),
+            "spike_3to4_sigma_3_windows": _hard(pooled, window_ms),
+            "spike_10_windows_plus_by_volume": _spike_bands(pooled, window_ms, 10),
         }
-        merged.injections = injections
-        results[name]["naive_zscore_spike"] = score_scenario(merged, naive, settings)[
-            "spike"
-        ].as_dict()
+        for kind in ("syndication", "market", "ramp"):
+            counted = _per_event(pooled, kind, pooled.events, window_ms)
+            if counted is not None:
+                report[kind] = counted
+        if pooled.as_items:
+            report["syndication_counted_as_items"] = _per_event(
+                pooled, "syndication", pooled.as_items, window_ms
+            )
+        naive = score_alerts(
+            pooled.naive,
+            spikes,
+            rule=NEGATIVE_SHARE_SPIKE,
+            kind="spike",
+            window_ms=window_ms,
+            days=pooled.days,
+            keys=pooled.keys,
+        )
+        report["naive_zscore_spike"] = naive.as_dict()
+        results[name] = report
     return results
+
+
+def _hard(pooled: _Pooled, window_ms: int) -> dict[str, Any]:
+    targets = [i for i in pooled.injections if _is_hard(i, window_ms)]
+    hard = pooled.score(NEGATIVE_SHARE_SPIKE, "spike", window_ms, targets)
+    return {
+        "injections": hard.injections,
+        "recall": round(hard.recall, 4),
+        "median_delay_windows": hard.median_delay_windows,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,19 @@ def register(app: typer.Typer) -> None:
     @app.command("backtest")
     def backtest(
         input_file: Annotated[
-            Path,
+            Path | None,
             typer.Option(
                 "--input", help="Scored records or a timestamp,value series (CSV/JSONL/Parquet)."
             ),
-        ],
+        ] = None,
+        labelled: Annotated[
+            Path | None,
+            typer.Option(
+                "--labelled",
+                help="A folder of labelled series (NAB layout): recall and false alarms per "
+                "series-week, beside a rolling z-score.",
+            ),
+        ] = None,
         config: Annotated[Path | None, typer.Option("--config", help="FinMon YAML config.")] = None,
         plot: Annotated[
             Path | None,
@@ -33,8 +41,16 @@ def register(app: typer.Typer) -> None:
         """Print the alerts the aggregator and detectors would have raised on a recorded stream."""
         from monitor.aggregate.backtest import format_json, format_table, run_backtest
 
+        if (input_file is None) == (labelled is None):
+            raise typer.BadParameter("give exactly one of --input FILE or --labelled DIR")
         try:
             settings = load_settings(config)
+            if labelled is not None:
+                from monitor.aggregate.labelled import evaluate_labelled
+
+                typer.echo(json.dumps(evaluate_labelled(labelled, settings.aggregate), indent=2))
+                return
+            assert input_file is not None
             result = run_backtest(input_file, settings.aggregate)
         except FinMonError as exc:
             typer.echo(str(exc), err=True)
@@ -51,7 +67,10 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[int, typer.Option(help="Simulated weeks per preset.")] = 20,
         first_seed: Annotated[int, typer.Option(help="Seed of the first week.")] = 100,
         preset: Annotated[
-            list[str] | None, typer.Option(help="flat, diurnal20 or thin40 (repeatable).")
+            list[str] | None,
+            typer.Option(
+                help="flat, diurnal20, thin40, thin, syndication, drift or market (repeatable)."
+            ),
         ] = None,
         replay: Annotated[
             bool, typer.Option(help="Also replay a week item by item, with and without a restart.")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -38,9 +38,11 @@ from alerts.detectors import (
     VolumeSurge,
 )
 from alerts.events import AlertEvent, Headline
+from alerts.market import MarketView, apply_market_wide
 from alerts.rules import RuleState, Watch
+from alerts.stories import StoryIndex
 from monitor.aggregate.labels import TopicLabels, known_topics, tracked_tickers
-from monitor.aggregate.params import alert_policy, spike_params, surge_params
+from monitor.aggregate.params import alert_policy, spike_params, story_params, surge_params
 from monitor.aggregate.store import SqliteStateStore, StateStore
 from monitor.aggregate.track import KeyTrack
 from monitor.aggregate.windows import OVERALL_KEY, KeyId, WindowStats, window_end, window_start
@@ -56,6 +58,7 @@ LateCallback = Callable[[ScoredItem, int], None]
 AddOutcome = Literal["counted", "late", "duplicate", "future"]
 # Volume surges are watched per topic and per ticker; the overall stream gets the share spike only.
 SURGE_KINDS = ("topic", "ticker")
+MARKET_ONSET_WINDOWS = 10
 
 
 class Aggregator:
@@ -87,6 +90,7 @@ class Aggregator:
         self.last_item_wall_ms: int | None = None
         # (rule, key_kind, key, severity) -> 1 while firing; kept at 0 after it resolves.
         self.active: dict[tuple[str, str, str, str], int] = {}
+        self.stories = StoryIndex(story_params(settings)) if settings.story_dedup else None
         if store is not None:
             self._restore(store)
 
@@ -169,11 +173,14 @@ class Aggregator:
             self.on_late(item, event_ms)
 
     def _count(self, item: ScoredItem, event_ms: int) -> None:
+        repeat = False
+        if self.stories is not None:
+            _, repeat = self.stories.assign(item.id, item.headline, event_ms)
         for key in self._keys(item, event_ms):
             # A ticker's window counts that entity's own sentiment where the model scored one.
             sentiment, score, negative = item.view(key[1] if key[0] == "ticker" else None)
             head = Headline(item.id, item.headline, round(negative, 6), event_ms)
-            self.tracks[key].add(event_ms, sentiment, score, negative, head)
+            self.tracks[key].add(event_ms, sentiment, score, negative, head, repeat=repeat)
         if self.metrics is not None:
             self.metrics.items_aggregated.labels(item.topic, item.sentiment).inc()
 
@@ -235,7 +242,16 @@ class Aggregator:
         events.sort(key=lambda e: (e.window_end_ms, e.rule, e.key_kind, e.key))
         for event in events:
             self._record(event)
-        return events
+        return self._market_wide(events)
+
+    def _market_wide(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """Fold topic spikes of a market-wide move into the overall alert (alerts.market)."""
+        overall = self.tracks.get(("overall", OVERALL_KEY))
+        if overall is None or not events:
+            return events
+        view, states = market_view(self.tracks, overall, self.settings.window_ms)
+        overall_state = overall.watches[NEGATIVE_SHARE_SPIKE].state
+        return apply_market_wide(events, view, states, overall_state, self.settings.market_wide)
 
     def _count_closed(self, key: KeyId, closed: list[WindowStats], event_wm: int) -> None:
         if self.metrics is None:
@@ -283,6 +299,7 @@ class Aggregator:
             "watermark_ms": self.watermark_ms,
             "tracks": [[k[0], k[1], t.to_state()] for k, t in self.tracks.items()],
             "active": [[*label, v] for label, v in self.active.items()],
+            "stories": self.stories.to_state() if self.stories is not None else [],
         }
 
     def _restore(self, store: StateStore) -> None:
@@ -307,6 +324,8 @@ class Aggregator:
             self._tickers += kind == "ticker"
         active = {(r, k, key, s): int(v) for r, k, key, s, v in snapshot["active"]}
         self.active = {label: v for label, v in active.items() if label[1:3] in self.tracks}
+        if self.stories is not None:
+            self.stories.load_state(snapshot.get("stories", []))
         logger.info("restored %d key tracks and %d ids", len(self.tracks), len(self._seen))
 
     def collector(self) -> Collector:
@@ -321,11 +340,8 @@ def new_track(
 ) -> KeyTrack:
     """A fresh track for ``key`` whose first window holds ``event_ms``, with its rules."""
     policy = alert_policy(settings)
-    watches = {
-        NEGATIVE_SHARE_SPIKE: Watch(
-            NegativeShareSpike(spike_params(settings)), policy, RuleState()
-        ),
-    }
+    spike = NegativeShareSpike(spike_params(settings))
+    watches = {NEGATIVE_SHARE_SPIKE: Watch(spike, policy, RuleState())}
     if key[0] in SURGE_KINDS:
         surge = VolumeSurge(surge_params(settings))
         watches[VOLUME_SURGE] = Watch(surge, policy, RuleState())
@@ -336,7 +352,33 @@ def new_track(
         top_n=top_headlines,
         watches=watches,
         next_start_ms=window_start(event_ms, settings.window_ms),
+        history_windows=settings.lookback_windows,
     )
+
+
+def market_view(
+    tracks: Mapping[KeyId, KeyTrack], overall: KeyTrack, window_ms: int
+) -> tuple[MarketView, dict[str, RuleState]]:
+    """The overall key's hot windows, the topics up now, and each topic's spike rule state."""
+    states = {
+        key: track.watches[NEGATIVE_SHARE_SPIKE]
+        for (kind, key), track in tracks.items()
+        if kind == "topic" and NEGATIVE_SHARE_SPIKE in track.watches
+    }
+    # Topics that rose together: breaching now, or alerting since at most MARKET_ONSET_WINDOWS
+    # (an older alert on one topic is its own story, not part of a broad move starting now).
+    now_ms = overall.last.start_ms if overall.last else 0
+    onset_ms = now_ms - MARKET_ONSET_WINDOWS * window_ms
+    up = tuple(sorted(k for k, w in states.items() if _rose_since(w, onset_ms)))
+    hot = overall.watches[NEGATIVE_SHARE_SPIKE].state.hot_starts
+    view = MarketView(hot, up, len(states), window_ms)
+    return view, {k: w.state for k, w in states.items()}
+
+
+def _rose_since(watch: Watch, onset_ms: int) -> bool:
+    if watch.state.active:
+        return watch.state.fired_start_ms >= onset_ms
+    return watch.last is not None and watch.last.breach
 
 
 def from_settings(settings: Settings, metrics: Metrics | None = None) -> Aggregator:

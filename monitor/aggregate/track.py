@@ -9,7 +9,7 @@ alerts and still teaches the volume baseline what quiet looks like.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.events import AlertEvent, Headline
@@ -37,16 +37,26 @@ class KeyTrack:
     open: dict[int, WindowAccumulator] = field(default_factory=dict)
     history: deque[WindowStats] = field(default_factory=deque)
     empty_run: int = 0
+    # Windows the detectors look back over (their headlines are kept for the newest
+    # evaluation_windows only); 0: evaluation_windows.
+    history_windows: int = 0
 
     def add(
-        self, event_ms: int, sentiment: str, score: float, neg_prob: float, head: Headline
+        self,
+        event_ms: int,
+        sentiment: str,
+        score: float,
+        neg_prob: float,
+        head: Headline,
+        *,
+        repeat: bool = False,
     ) -> None:
         start = window_start(event_ms, self.window_ms)
         self.next_start_ms = min(self.next_start_ms, start)
         acc = self.open.get(start)
         if acc is None:
             acc = self.open[start] = WindowAccumulator(top_n=self.top_n)
-        acc.add(sentiment, score, neg_prob, head)
+        acc.add(sentiment, score, neg_prob, head, repeat=repeat)
 
     @property
     def active(self) -> bool:
@@ -89,8 +99,12 @@ class KeyTrack:
     def evaluate_window(self, stats: WindowStats, now_ms: int) -> list[AlertEvent]:
         """Run every rule on a closed window (the close path, and window-level backtests)."""
         self.history.append(stats)
-        while len(self.history) > self.evaluation_windows:
+        while len(self.history) > max(self.history_windows, self.evaluation_windows):
             self.history.popleft()
+        if len(self.history) > self.evaluation_windows:
+            old = -self.evaluation_windows - 1
+            if self.history[old].headlines:
+                self.history[old] = replace(self.history[old], headlines=())
         heads = self.headlines()
         events = []
         for watch in self.watches.values():
@@ -101,7 +115,8 @@ class KeyTrack:
 
     def headlines(self) -> tuple[Headline, ...]:
         """The most negative headlines of the evaluated windows."""
-        return top_headlines([headline_entries(w.headlines) for w in self.history], self.top_n)
+        recent = list(self.history)[-self.evaluation_windows :]
+        return top_headlines([headline_entries(w.headlines) for w in recent], self.top_n)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -141,6 +156,8 @@ def _stats_state(w: WindowStats) -> list[Any]:
         w.positive,
         w.mean_score,
         [list(e) for e in headline_entries(w.headlines)],
+        w.repeats,
+        w.repeat_negative,
     ]
 
 
@@ -157,4 +174,6 @@ def _stats_from_state(key: KeyId, s: list[Any]) -> WindowStats:
         positive=int(s[5]),
         mean_score=float(s[6]),
         headlines=heads,
+        repeats=int(s[8]) if len(s) > 8 else 0,
+        repeat_negative=int(s[9]) if len(s) > 9 else 0,
     )

@@ -48,6 +48,9 @@ class WindowStats:
     positive: int = 0
     mean_score: float = 0.0
     headlines: tuple[Headline, ...] = ()
+    # Items that repeat a story already counted (syndicated copies), and the negative ones.
+    repeats: int = 0
+    repeat_negative: int = 0
 
     @property
     def negative_share(self) -> float:
@@ -71,13 +74,28 @@ class WindowAccumulator:
     weight: float = 0.0
     # Min-heap of (negative_prob, id, headline, published_at_ms): the root is evicted first.
     top: list[tuple[float, str, str, int]] = field(default_factory=list)
+    # Items that repeat an earlier story (alerts.stories), all and negative ones.
+    repeats: int = 0
+    repeat_negative: int = 0
 
-    def add(self, sentiment: str, score: float, negative_prob: float, head: Headline) -> None:
+    def add(
+        self,
+        sentiment: str,
+        score: float,
+        negative_prob: float,
+        head: Headline,
+        *,
+        repeat: bool = False,
+    ) -> None:
+        """Count one item; a repeat of an earlier story is counted but never listed."""
         self.counts[sentiment] = self.counts.get(sentiment, 0) + 1
+        if repeat:
+            self.repeats += 1
+            self.repeat_negative += sentiment == "negative"
         conf = confidence(score, negative_prob)
         self.weighted_score += conf * score
         self.weight += conf
-        if self.top_n <= 0:
+        if self.top_n <= 0 or repeat:
             return
         entry = (negative_prob, head.id, head.headline, head.published_at_ms)
         if len(self.top) < self.top_n:
@@ -98,6 +116,8 @@ class WindowAccumulator:
             positive=self.counts.get("positive", 0),
             mean_score=self.weighted_score / self.weight if self.weight > 0 else 0.0,
             headlines=top_headlines([self.top], self.top_n),
+            repeats=self.repeats,
+            repeat_negative=self.repeat_negative,
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -106,6 +126,7 @@ class WindowAccumulator:
             "ws": self.weighted_score,
             "w": self.weight,
             "top": [list(t) for t in self.top],
+            "r": [self.repeats, self.repeat_negative],
         }
 
     @classmethod
@@ -118,6 +139,8 @@ class WindowAccumulator:
             weighted_score=float(state["ws"]),
             weight=float(state["w"]),
             top=top,
+            repeats=int(state.get("r", (0, 0))[0]),
+            repeat_negative=int(state.get("r", (0, 0))[1]),
         )
 
 

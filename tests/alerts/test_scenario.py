@@ -5,7 +5,9 @@ from itertools import pairwise
 
 from alerts.events import AlertEvent, Status
 from alerts.scenario import (
+    DAY_MS,
     DIURNAL_WEEK,
+    MARKET_KEY,
     Delivery,
     Injection,
     ScenarioSpec,
@@ -97,3 +99,26 @@ def test_scorer_counts_hits_delays_and_false_alarms() -> None:
     assert sorted(score.delays_windows) == [1, 3] and score.median_delay_windows == 2
     assert score.false_alarms_per_key_week == 0.5
     assert score.false_alarms_by_key == (("a", 1),) and score.max_false_alarms_per_key == 1
+
+
+def test_weekends_are_thinner_and_bursts_are_marked_as_repeats() -> None:
+    spec = replace(SMALL, days=3, topics=1, weekend_ratio=0.5, syndication_per_day=2)
+    friday, saturday = spec.start_ms + DAY_MS + 14 * 3_600_000, spec.start_ms + 2 * DAY_MS
+    assert expected_volume(spec, saturday + 14 * 3_600_000) == expected_volume(spec, friday) / 2
+    scenario = generate(spec)
+    bursts = [i for i in scenario.injections if i.kind == "syndication"]
+    assert len(bursts) == 6
+    series = scenario.series["topic-00"]
+    assert sum(c.copies for c in series) == 6 * 30
+    assert sum(c.repeats for c in series) == 6 * 29  # the first copy of each is the story
+
+
+def test_a_market_move_lifts_every_topic_together() -> None:
+    scenario = generate(replace(SMALL, topics=4, market_per_day=1, spikes_per_day=0))
+    move = next(i for i in scenario.injections if i.kind == "market")
+    assert move.topic == MARKET_KEY
+    for series in scenario.series.values():
+        inside = [c for c in series if move.start_ms <= c.start_ms < move.end_ms]
+        before = [c for c in series if c.start_ms < move.start_ms and c.volume]
+        share = sum(c.negative for c in inside) / sum(c.volume for c in inside)
+        assert share > sum(c.negative for c in before) / sum(c.volume for c in before) + 0.05

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from alerts.scenario import DAY_MS, DIURNAL_WEEK, generate
-from monitor.aggregate.bench import bench_detection, comparable, replay_items
+from monitor.aggregate.bench import PRESETS, bench_detection, comparable, replay_items
 from monitor.settings import AggregateSettings
 
 # One day, one topic, busy enough to have alerts; spikes may land anywhere but the first 2 h.
@@ -33,3 +33,13 @@ def test_detection_bench_on_one_week() -> None:
     assert report["spike"]["recall"] >= 0.85
     assert report["spike"]["false_alarms_per_key_week"] <= 1.5
     assert report["naive_zscore_spike"]["false_alarms"] > report["spike"]["false_alarms"]
+
+
+def test_syndication_bursts_raise_no_alert_when_counted_once() -> None:
+    preset = PRESETS["syndication"]
+    report = bench_detection(AggregateSettings(), seeds=[3], presets=("syndication",))
+    bursts = report["syndication"]["syndication"]
+    assert bursts["events"] == round(preset.syndication_per_day * preset.days) * preset.topics
+    assert bursts["alerts_max"] <= 1
+    as_items = report["syndication"]["syndication_counted_as_items"]
+    assert as_items["alerts_mean"] > bursts["alerts_mean"]  # copies counted: bursts do alert

@@ -85,18 +85,55 @@ def test_burst_fires_once_then_resolves_when_quiet(
 
 
 def test_cold_start_burst_fires(make_item: ItemFactory) -> None:
-    agg = Aggregator(fast_settings())
+    agg = Aggregator(fast_settings(market_wide="annotate"))
     events = feed_burst(agg, make_item, 0) + wait_quiet(agg, T0_MS + W, 5)
     firing = {(e.key_kind, e.key) for e in events if e.status == "firing"}
     assert firing == {("topic", "Earnings"), ("overall", "all")}
 
 
+def test_an_overall_alert_raised_by_one_topic_is_held_back_as_its_duplicate(
+    make_item: ItemFactory,
+) -> None:
+    agg = Aggregator(fast_settings())  # market_wide: suppress
+    events = feed_burst(agg, make_item, 0) + wait_quiet(agg, T0_MS + W, 20)
+    assert {(e.key_kind, e.status) for e in events} == {("topic", "firing"), ("topic", "resolved")}
+    assert {k[1] for k in agg.active if k[0] == "negative_share_spike"} == {"topic", "overall"}
+
+
+def test_a_market_wide_move_is_one_alert_naming_the_topics(make_item: ItemFactory) -> None:
+    agg = Aggregator(fast_settings())
+    topics = ("Earnings", "Macro", "Energy", "Politics")
+    for w in range(15):  # ordinary traffic on every topic
+        for i in range(40):
+            t = T0_MS + w * W + i * (W // 40)
+            agg.add(make_item(t, negative=i % 6 == 0, topic=topics[i % 4]), t)
+        agg.advance(T0_MS + (w + 1) * W)
+    events: list[AlertEvent] = []
+    for w in range(15, 18):  # every topic turns negative at once
+        for i in range(80):
+            t = T0_MS + w * W + i * (W // 80)
+            agg.add(make_item(t, negative=i % 10 != 0, topic=topics[i % 4]), t)
+        events += agg.advance(T0_MS + (w + 1) * W)
+    events += wait_quiet(agg, T0_MS + 18 * W, 10)
+    firing = [e for e in events if e.status == "firing"]
+    assert [(e.key_kind, e.key) for e in firing] == [("overall", "all")]
+    assert "4 of 4 topics up" in firing[0].summary
+    raised = [k for k, v in agg.active.items() if k[1] == "topic"]
+    assert len(raised) == 4  # each topic's alert still shows on /metrics
+
+
 def test_normal_traffic_and_thin_night_do_not_fire(make_item: ItemFactory) -> None:
     agg = Aggregator(fast_settings())
     events = feed_normal(agg, make_item, 0, 40)
-    # night: 4 items a window, 3 of them negative: binomial noise, not a spike
-    events += feed_normal(agg, make_item, 40, 40, per_window=4, negative_every=1)
+    # night: 4 items a window at the usual share, then one bad headline: noise, not a spike
+    events += feed_normal(agg, make_item, 40, 40, per_window=4, negative_every=6)
+    events += feed_normal(agg, make_item, 80, 1, per_window=1, negative_every=1)
+    events += feed_normal(agg, make_item, 81, 10, per_window=4, negative_every=6)
     assert events == []
+    # a sustained thin rise (every night item negative) fires within a few windows
+    events = feed_normal(agg, make_item, 91, 10, per_window=4, negative_every=1)
+    firing = [e for e in events if e.status == "firing" and e.key_kind == "topic"]
+    assert firing and firing[0].window_start_ms <= T0_MS + 96 * W
 
 
 def test_duplicate_ids_are_skipped(make_item: ItemFactory, metrics: Metrics) -> None:
