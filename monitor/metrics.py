@@ -128,7 +128,8 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         stage_seconds=Histogram(
             "finmon_classify_stage_seconds",
-            "Seconds per batch spent in each stage (tokenize, forward, postprocess, produce).",
+            "Seconds per batch in each stage: decode, queue_wait (oldest item), tokenize, forward, "
+            "postprocess, encode, produce (handing records to the producer), commit.",
             ["stage"],
             buckets=STAGE_BUCKETS_SEC,
             registry=reg,

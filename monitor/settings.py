@@ -126,7 +126,9 @@ class ModelSettings(_Frozen):
     # Exported FinMon model directory (pipelines' format). Empty: `finmon demo` trains one.
     path: str = ""
     device: Device = "auto"
-    max_batch_items: int = Field(default=64, ge=1)
+    # 256: fewer, fuller passes beat 64 on CPU as well (docs/bench-e2e.md); the token budget still
+    # caps a batch of long texts.
+    max_batch_items: int = Field(default=256, ge=1)
     max_batch_tokens: int = Field(default=8192, ge=16)
     max_wait_ms: int = Field(default=20, ge=0)
     max_length_tokens: int = Field(default=128, ge=8, le=512)

@@ -29,7 +29,7 @@ CloseReason = Literal["tokens", "items", "wait", "flush"]
 class BatchPolicy:
     """When a batch closes, and how many items may wait."""
 
-    max_batch_items: int = 64
+    max_batch_items: int = 256
     max_batch_tokens: int = 8192
     max_wait_ms: int = 20
     max_queue_items: int = 1024

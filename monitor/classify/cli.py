@@ -1,4 +1,4 @@
-"""Sub-commands of the classify package for the ``finmon`` CLI: ``bench classify``."""
+"""The classify package's ``finmon`` sub-commands: ``bench classify`` and ``bench e2e``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ DEFAULT_SHARED_DATA = Path("../shared/data")
 
 
 def register(bench: typer.Typer) -> None:
-    """Add ``classify`` to the ``finmon bench`` group."""
+    """Add ``classify`` and ``e2e`` to the ``finmon bench`` group."""
 
     @bench.command("classify")
     def bench_classify(  # noqa: PLR0917 - typer maps options to parameters
@@ -66,3 +66,32 @@ def register(bench: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         text = format_comparison(result) if compare else format_report(result)
         typer.echo(json.dumps(result) if as_json else text)
+
+    @bench.command("e2e")
+    def bench_e2e(  # noqa: PLR0917 - typer maps options to parameters
+        model: Annotated[Path, typer.Option("--model", help="Exported FinMon model directory.")],
+        n: Annotated[int, typer.Option("--n", min=64, help="Items per repeat.")] = 6000,
+        repeats: Annotated[int, typer.Option("--repeats", min=1, help="Rounds.")] = 1,
+        latency_sec: Annotated[
+            float, typer.Option("--latency-sec", min=0, help="Seconds fed at half rate.")
+        ] = 10.0,
+        device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
+        shared_data: Annotated[
+            Path, typer.Option("--shared-data", help="Tweet texts; synthetic when absent.")
+        ] = DEFAULT_SHARED_DATA,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """The classify role on the embedded broker vs the engine alone: ratio, latency, stages."""
+        from monitor.classify.bench_e2e import E2EPlan, format_e2e_report, run_e2e_bench
+
+        if device not in ("cpu", "cuda", "auto"):
+            raise typer.BadParameter("--device cpu|cuda|auto")
+        plan = E2EPlan(n=n, repeats=repeats, latency_sec=latency_sec, device=device)
+        try:
+            result = run_e2e_bench(
+                model, plan=plan, shared_data=shared_data if shared_data.is_dir() else None
+            )
+        except FinMonError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(json.dumps(result) if as_json else format_e2e_report(result))

@@ -86,7 +86,7 @@ class TorchClassifier:
         *,
         device: torch.device,
         version: str,
-        max_batch_items: int = 64,
+        max_batch_items: int = 256,
         max_batch_tokens: int = 8192,
         max_length_tokens: int | None = None,
         metrics: Metrics | None = None,
@@ -119,7 +119,7 @@ class TorchClassifier:
         path: str | Path,
         *,
         device: str = "auto",
-        max_batch_items: int = 64,
+        max_batch_items: int = 256,
         max_length_tokens: int | None = None,
         metrics: Metrics | None = None,
         max_batch_tokens: int = 8192,
@@ -159,12 +159,6 @@ class TorchClassifier:
     def model(self) -> MultiTaskModel:
         """The served model (read-only use: sizes, heads)."""
         return self._model
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Padded length each text will occupy in a batch (window-capped, specials included)."""
-        ids = self._tokenize([normalise(t) or t for t in texts])
-        specials = self._max_length_tokens - self._max_content_tokens
-        return [min(len(i), self._max_content_tokens) + specials for i in ids]
 
     @property
     def scores_entities(self) -> bool:

@@ -6,7 +6,10 @@ jobs into a :class:`MicroBatcher`, runs each closed batch through the classifier
 ``(job, Prediction | Exception, model_version)`` triples; a batch that fails is bisected to
 isolate its bad items (:mod:`monitor.classify.isolate`), so one bad item costs only itself. When the
 model itself is gone the thread ends and :attr:`ModelOwner.error` says why. While the model runs a
-batch, the caller's thread keeps decoding and counting tokens for the next one.
+batch, the caller's thread keeps decoding the next one.
+
+This thread is the only one that touches the tokenizer (inside the classifier's ``predict``): the
+caller sizes jobs with :func:`estimate_tokens`, which needs none.
 
 :meth:`ModelOwner.swap` replaces the classifier between two batches (model hot reload): a batch runs
 wholly on one model, and each result names the version that scored it.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,18 +39,21 @@ logger = logging.getLogger(__name__)
 
 J = TypeVar("J")
 IDLE_WAIT_SEC = 0.05
+_PIECE = re.compile(r"\w+|[^\w\s]")
 
 
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def estimate_tokens(classifier: Classifier, texts: Sequence[str]) -> list[int]:
-    """Token counts from the classifier's tokenizer when it has one, else a word estimate."""
-    counter = getattr(classifier, "count_tokens", None)
-    if callable(counter):
-        return [max(1, int(n)) for n in counter(texts)]
-    return [len(t.split()) + 2 for t in texts]
+def estimate_tokens(texts: Sequence[str]) -> list[int]:
+    """A tokenizer-free length estimate per text, for the batcher's token budget.
+
+    Words plus punctuation marks, plus two for the special tokens: WordPiece splits each of those
+    into at least one token. The engine tokenizes on the model thread and packs its forward
+    batches by the exact lengths, so the estimate only decides how much work one call gets.
+    """
+    return [len(_PIECE.findall(t)) + 2 for t in texts]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +84,7 @@ class ModelOwner(Generic[J]):
     clock_ms: Callable[[], int] = monotonic_ms
     # Called on every pass of the model loop (idle or not): the liveness probe's heartbeat.
     beat: Callable[[], None] | None = None
-    _inbox: queue.Queue[Job[J]] = field(init=False)
+    _inbox: queue.Queue[tuple[Job[J], int]] = field(init=False)
     _outbox: queue.Queue[Result[J]] = field(init=False, default_factory=queue.Queue)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _thread: threading.Thread | None = field(init=False, default=None)
@@ -93,7 +100,7 @@ class ModelOwner(Generic[J]):
     def submit(self, job: Job[J]) -> bool:
         """Queue a job; False when the inbox is full. Never blocks."""
         try:
-            self._inbox.put_nowait(job)
+            self._inbox.put_nowait((job, self.clock_ms()))
         except queue.Full:
             return False
         with self._lock:
@@ -142,7 +149,9 @@ class ModelOwner(Generic[J]):
         uncommitted, so they are redelivered after the restart. Never blocks."""
         self._abandon.set()
 
-    def _drop_queued(self, batcher: MicroBatcher[Job[J]]) -> MicroBatcher[Job[J]]:
+    def _drop_queued(
+        self, batcher: MicroBatcher[tuple[Job[J], int]]
+    ) -> MicroBatcher[tuple[Job[J], int]]:
         self._abandon.clear()
         dropped = batcher.depth
         while True:
@@ -175,7 +184,7 @@ class ModelOwner(Generic[J]):
             logger.error("model thread stopped: %s", exc)
 
     def _loop(self) -> None:
-        batcher: MicroBatcher[Job[J]] = MicroBatcher(self.policy, self.clock_ms)
+        batcher: MicroBatcher[tuple[Job[J], int]] = MicroBatcher(self.policy, self.clock_ms)
         while True:
             if self.beat is not None:
                 self.beat()
@@ -188,27 +197,34 @@ class ModelOwner(Generic[J]):
             if self.metrics is not None:
                 self.metrics.queue_depth.set(batcher.depth + self._inbox.qsize())
             if batch is not None:
-                self._run_batch([p.payload for p in batch.items])
+                self._observe_wait(min(p.payload[1] for p in batch.items))
+                self._run_batch([p.payload[0] for p in batch.items])
             elif stopping and batcher.depth == 0 and self._inbox.empty():
                 return
 
-    def _wait_sec(self, batcher: MicroBatcher[Job[J]], stopping: bool) -> float:
+    def _wait_sec(self, batcher: MicroBatcher[tuple[Job[J], int]], stopping: bool) -> float:
         due_ms = batcher.due_in_ms()
         if stopping:
             return 0.0
         return IDLE_WAIT_SEC if due_ms is None else due_ms / 1000
 
-    def _fill(self, batcher: MicroBatcher[Job[J]], wait_sec: float) -> None:
+    def _fill(self, batcher: MicroBatcher[tuple[Job[J], int]], wait_sec: float) -> None:
         """Move inbox jobs into the batcher; wait up to ``wait_sec`` for the first one."""
         block = wait_sec > 0
         while not batcher.is_full:
             try:
-                job = self._inbox.get(block=block, timeout=wait_sec if block else None)
+                queued = self._inbox.get(block=block, timeout=wait_sec if block else None)
             except queue.Empty:
                 return
             block = False
-            if not batcher.offer(job, job.n_tokens):
+            if not batcher.offer(queued, queued[0].n_tokens):
                 raise AssertionError("batcher refused a job while not full")
+
+    def _observe_wait(self, submitted_ms: int) -> None:
+        """Queue wait of a batch: how long its oldest job waited since ``submit``."""
+        if self.metrics is not None:
+            waited_sec = (self.clock_ms() - submitted_ms) / 1000
+            self.metrics.stage_seconds.labels("queue_wait").observe(waited_sec)
 
     def _run_batch(self, jobs: list[Job[J]]) -> None:
         classifier = self.classifier

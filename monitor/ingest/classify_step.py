@@ -158,9 +158,9 @@ def decode_record(
         return processing_error(record, dlq_topic, "decode", exc)
 
 
-def count_tokens(classifier: Classifier, texts: Sequence[str]) -> list[int | Exception]:
-    """Token counts per text; the exception in place of the count of a text that raised."""
-    return isolate(lambda batch: estimate_tokens(classifier, batch), texts)
+def count_tokens(texts: Sequence[str]) -> list[int | Exception]:
+    """Estimated token counts per text (no tokenizer); the exception for a text that raised."""
+    return isolate(estimate_tokens, texts)
 
 
 def encode_result(

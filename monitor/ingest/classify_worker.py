@@ -240,6 +240,7 @@ class _Pipeline(ConsumerRebalanceListener):
         self.metrics.messages_consumed.inc(len(records))
         valid: list[tuple[Any, Any]] = []
         now = datetime.now(UTC)
+        started = time.perf_counter()
         for record in records:
             self.tracker.track(partition, record.offset)
             decoded = decode_record(record, self.topics.dlq, self.worker.limits, now)
@@ -249,7 +250,8 @@ class _Pipeline(ConsumerRebalanceListener):
                 valid.append((record, decoded))
                 if decoded.repaired_chars:
                     self.metrics.text_repairs.inc(decoded.repaired_chars)
-        counts = count_tokens(self.owner.classifier, [item.text for _, item in valid])
+        counts = count_tokens([item.text for _, item in valid])
+        self._observe("decode", started)
         for (record, item), n_tokens in zip(valid, counts, strict=True):
             if isinstance(n_tokens, Exception):
                 self._send(
@@ -288,18 +290,29 @@ class _Pipeline(ConsumerRebalanceListener):
         if not results:
             return
         scored_at = datetime.now(UTC)
-        for job, prediction, version in results:
-            origin = job.context
-            out = encode_result(
-                origin.record,
-                item=origin.item,
+        started = time.perf_counter()
+        outs = [
+            encode_result(
+                job.context.record,
+                item=job.context.item,
                 prediction=prediction,
                 model_version=version,
                 topics=self.topics,
                 scored_at=scored_at,
                 max_record_bytes=self.kafka.max_request_bytes,
             )
-            self._send(origin.partition, origin.record, out)
+            for job, prediction, version in results
+        ]
+        started = self._observe("encode", started)
+        for (job, _, _), out in zip(results, outs, strict=True):
+            self._send(job.context.partition, job.context.record, out)
+        self._observe("produce", started)
+
+    def _observe(self, stage: str, started: float) -> float:
+        """Record a stage's seconds since ``started``; returns now, the next stage's start."""
+        now = time.perf_counter()
+        self.metrics.stage_seconds.labels(stage).observe(now - started)
+        return now
 
     def _send(self, partition: TopicPartition, record: RawRecord, out: OutRecord) -> None:
         send = _Send(partition, record, out, None)
@@ -375,8 +388,10 @@ class _Pipeline(ConsumerRebalanceListener):
             offsets = {tp: off for tp, off in offsets.items() if tp in wanted}
         if not offsets or self.consumer is None:
             return
+        started = time.perf_counter()
         try:
             kafka_io.commit(self.consumer, offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            self._observe("commit", started)
             self.tracker.committed(offsets)
             self.health.ok()
         except KafkaError as exc:

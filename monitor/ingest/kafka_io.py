@@ -22,6 +22,8 @@ from monitor.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
+PRODUCER_BATCH_BYTES = 256 * 1024
+
 CONNECT_ATTEMPT_SEC = 1.0
 
 
@@ -88,6 +90,8 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
     """A producer with acks=all by default, bounded retries, ordered per partition.
 
     ``max_request_size`` is ``kafka.max_request_bytes``, the limit decode and the DLQ size against.
+    Batches of up to 256 KiB (kafka-python's default is 16 KiB) cut the producer's CPU per record
+    by about 40% (docs/bench-e2e.md); no compression, which costs CPU and saves nothing on a LAN.
     """
     return KafkaProducer(
         **settings.client_config(),
@@ -96,6 +100,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
         retries=5,
         max_in_flight_requests_per_connection=1,
         linger_ms=5,
+        batch_size=min(PRODUCER_BATCH_BYTES, settings.max_request_bytes),
         request_timeout_ms=int(settings.produce_timeout_sec * 1000),
     )
 

