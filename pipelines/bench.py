@@ -36,7 +36,7 @@ def time_steps(config: TrainConfig, *, steps: int, warmup_steps: int) -> dict[st
     model, _, data = build_stage(stage, context)
     loop = TrainLoop(
         model=model,
-        optimizer=build_optimizer(model, config),
+        optimizer=build_optimizer(model, config, stage.lr),
         config=config,
         stage=stage,
         data=replace(data, holdouts={}),

@@ -256,6 +256,11 @@ def test_teachers_train_on_their_own_base_model(tiny_base: Path, tmp_path: Path)
     assert summary["base_model"] == "./wider"
     teacher_card = json.loads((tmp_path / "m" / "teacher" / "model_card.json").read_text())
     assert teacher_card["stage"]["lr"] == pytest.approx(1e-3)
+    checkpoint = torch.load(
+        tmp_path / "m" / "teacher" / "checkpoint" / "checkpoint.pt", weights_only=False
+    )
+    encoder_lrs = {g["initial_lr"] for g in checkpoint["optimizer"]["param_groups"]}
+    assert min(encoder_lrs) == pytest.approx(1e-3)  # the optimiser ran at the teacher's rate
     assert teacher_card["base_model"] == "./wider"
     assert result.card["base_model"] == str(tiny_base)
 
