@@ -29,7 +29,7 @@ from pipelines.predict import predict_encoded_outputs
 logger = logging.getLogger(__name__)
 
 # Inverse L2 strength of the probes: of 1, 10 and 100, 1 gave the best holdout accuracy for both
-# tasks on all-mpnet-base-v2 and all-MiniLM-L6-v2 (docs/benchmarks.md, run 14).
+# tasks on all-mpnet-base-v2 and all-MiniLM-L6-v2 (docs/training-log.md, run 14).
 INVERSE_REGULARISATION = 1.0
 MAX_ITERATIONS = 2000
 # Logit bias of a class no training example carries: the probe never predicts it at the start.
