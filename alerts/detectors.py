@@ -166,7 +166,7 @@ class SpikeParams:
 
     lookback_windows: int = 60
     min_volume: int = 10
-    z: float = 3.75
+    z: float = 4.0
     critical_z: float = 8.0
     resolve_z: float = 1.5
     min_rise: float = 0.05
@@ -377,20 +377,25 @@ class VolumeSurge:
         )
 
     def learn(self, window: ClosedWindow, *, in_alert: bool) -> None:
-        """Fold a window in. Alert windows teach nothing; after the warm-up, a window more than
-        ``ELEVATED_Z`` above its expectation (the run-up of a surge, or a new seasonal peak)
-        shapes the hour-of-week profile but moves neither the level nor the dispersion."""
+        """Fold a window in. Alert windows, and after the warm-up a window more than
+        ``ELEVATED_Z`` above its expectation (the run-up of a surge, or a new seasonal peak),
+        shape the hour-of-week profile (capped) but move neither the level nor the dispersion."""
         count, start = stories(window), window.start_ms
         mu = self.expected(start)
         self.totals.push((count, mu, mu * mu))
         residual2 = (count - mu) ** 2 / (mu * (1.0 + self.dispersion * mu))
+        # Alert and elevated windows shape the profile with the count capped at min_ratio times
+        # the expectation: a peak that recurs every day is learned within a cycle or two, while
+        # a one-off surge moves its hour of the week by little.
+        capped = min(count, self.params.min_ratio * mu)
         if in_alert:
             self.shadow_ratio += count / max(self.season.profile(start), MIN_EXPECTED)
             self.shadow_windows += 1
+            self.season.learn(capped, start, level=False)
             return
         warm = self.learned_windows >= self.params.warmup_windows
         if warm and count > mu and residual2 > ELEVATED_Z**2:
-            self.season.learn(count, start, level=False)
+            self.season.learn(capped, start, level=False)
             return
         if mu >= DISPERSION_MIN_EXPECTED and not self.season.is_outage(count, start):
             # Negative-binomial var = mu + a*mu^2, from the winsorised Pearson residual.

@@ -6,14 +6,14 @@ too. A move is market-wide when the overall key breaches or alerts (in the same 
 all topics, breach or alert (so two unrelated spikes that overlap by chance stay two alerts).
 A topic's spike alert that fires then is part of that one event:
 
-* ``suppress`` (default): the topic's firing and resolved webhooks are held back (its state and
-  metrics still show the alert), and the overall alert's summary names the topics that rose.
+* ``suppress`` (default): the topic's firing and resolved transitions are held back (neither a
+  webhook nor ``finmon_alerts_active``, so Alertmanager sees one alert too), and the overall
+  alert's summary names the topics that rose.
   Conversely, an overall alert raised by a single topic whose own alert is active is held back
   as that topic's duplicate.
 * ``annotate``: every alert is sent; a topic's summary says it is part of a market-wide move.
 
-On the Prometheus path, Alertmanager does the same with an inhibit rule (the overall spike mutes
-topic spikes; ``deploy/alertmanager/``). See docs/detection.md.
+See docs/detection.md.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ class SeasonalProfile:
         )
 
     def learn(self, count: float, start_ms: int, *, level: bool = True) -> None:
-        """Fold one window's count in (callers skip windows that belong to an alert, and pass
-        ``level=False`` for a window that should shape the profile but not move the level)."""
+        """Fold one window's count in. ``level=False``: a suspect window (in or near an alert)
+        that moves the profile at the slow, settled rate only, and never the level."""
         if self.is_outage(count, start_ms):
             return
         if level and self.mean_n > 0:
@@ -88,6 +88,14 @@ class SeasonalProfile:
             self.level = min(max(self.level, LEVEL_BOUNDS[0]), LEVEL_BOUNDS[1])
         base = count / self.level
         w, d = self.slots(start_ms)
+        if not level:
+            cap = 1.0 / self._min_rate
+            for slot, counts, i in ((self.day, self.day_n, d), (self.week, self.week_n, w)):
+                if counts[i] == 0:
+                    slot[i] = self.profile(start_ms)  # start from what was expected
+                slot[i] += self._min_rate * (base - slot[i])
+                counts[i] = min(counts[i] + 1.0, cap)
+            return
         self.mean, self.mean_n = self._update(self.mean, self.mean_n, base, self._min_rate / 24)
         self.day[d], self.day_n[d] = self._update(self.day[d], self.day_n[d], base, self._min_rate)
         self.week[w], self.week_n[w] = self._update(

@@ -164,7 +164,7 @@ class AggregateSettings(_Frozen):
     consecutive_windows: int = Field(default=2, ge=1)
     resolve_windows: int = Field(default=2, ge=1)
     evaluation_windows: int = Field(default=3, ge=1, le=60)
-    spike_z: float = Field(default=3.75, gt=0)
+    spike_z: float = Field(default=4.0, gt=0)
     spike_critical_z: float = Field(default=8.0, gt=0)
     resolve_z: float = Field(default=1.5)
     min_share_rise: float = Field(default=0.05, ge=0, le=1)

@@ -240,9 +240,11 @@ class Aggregator:
                 self._tickers -= 1
                 self._forget_active(key)
         events.sort(key=lambda e: (e.window_end_ms, e.rule, e.key_kind, e.key))
+        # Held-back alerts of a market-wide move stay off /metrics too: one alert on both paths.
+        events = self._market_wide(events)
         for event in events:
             self._record(event)
-        return self._market_wide(events)
+        return events
 
     def _market_wide(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Fold topic spikes of a market-wide move into the overall alert (alerts.market)."""
