@@ -71,6 +71,9 @@ PROBE_TIMEOUT_MS = 1_500
 COMMIT_TIMEOUT_MS = 2_000
 COMMIT_INTERVAL_SEC = 0.5
 BUSY_POLL_TIMEOUT_MS = 5
+# While paused (the model's queue is full) a poll fetches nothing: polling every 5 ms cost 16% of
+# a core on this 2-core machine, every 25 ms 3% (docs/bench-e2e.md); results wait at most that.
+PAUSED_POLL_TIMEOUT_MS = 25
 RESEND_BACKOFF_SEC = 0.5
 RESEND_BACKOFF_MAX_SEC = 10.0
 WARN_INTERVAL_SEC = 10.0
@@ -230,6 +233,8 @@ class _Pipeline(ConsumerRebalanceListener):
         assert self.consumer is not None
         busy = bool(self.backlog or self.sends or self.owner.pending)
         timeout_ms = BUSY_POLL_TIMEOUT_MS if busy else self.kafka.poll_timeout_ms
+        if self.paused:
+            timeout_ms = PAUSED_POLL_TIMEOUT_MS
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.max_poll_records)
         if polled:
             self.health.ok()
