@@ -425,9 +425,11 @@ def _entity_views(value: object) -> dict[str, tuple[str, float, float]]:
 
 
 def decode_scored(payload: bytes) -> ScoredItem:
-    """Parse a ``news.scored`` record. Raises InvalidMessage (reason ``not_json`` etc.)."""
+    """Parse a ``news.scored`` record. Raises InvalidMessage (reason ``not_json``, ``too_deep``,
+    ``bad_number`` etc.): the same parser limits as ``news.raw``, as anyone can write the topic."""
+    _check_depth(payload, DEFAULT_LIMITS.max_json_depth)
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = _parse_json(payload.decode("utf-8"), DEFAULT_LIMITS)
         probs = obj.get("sentiment_probs") or {}
         views = _entity_views(obj.get("entities"))
         tickers = tuple(dict.fromkeys([*_as_str_list(obj.get("tickers")), *views]))

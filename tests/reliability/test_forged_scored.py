@@ -28,8 +28,9 @@ FORGED_TOPICS = 10_000
 FUTURE = 200
 # /metrics may gain the `other` series, the future counter, dead-letter reasons and the like.
 MAX_NEW_METRIC_LINES = 80
-# Before the fix, 10,000 topics grew the process by 84 MB; what is left is allocator noise.
-MAX_RSS_GROWTH_MB = 30.0
+# Before the fix, 10,000 topics grew the process by 84 MB. What is left (3 to 17 MB measured) is
+# the ids remembered against redelivery (bounded by max_tracked_ids) and the allocator.
+MAX_RSS_GROWTH_MB = 40.0
 
 
 def garbage() -> list[bytes]:

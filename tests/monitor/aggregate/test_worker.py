@@ -134,7 +134,7 @@ def test_records_that_would_crash_decode_or_blind_windows_are_dead_lettered(
     )
     fields = json.loads(_scored(1))
     values = [
-        b'{"id": "deep", "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",  # RecursionError
+        b'{"id": "deep", "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",  # refused before parsing
         json.dumps({**fields, "published_at": "0001-01-01T00:00:00+14:00"}).encode(),  # Overflow
         json.dumps({**fields, "id": "far", "published_at": "2999-01-01T00:00:00Z"}).encode(),
         _scored(3),
@@ -142,7 +142,7 @@ def test_records_that_would_crash_decode_or_blind_windows_are_dead_lettered(
     records = [_Record(v, n) for n, v in enumerate(values)]
     worker._count({TopicPartition("s", 0): records})
     assert [d.reason for d in worker._dead] == [
-        "processing_error",
+        "too_deep",
         "processing_error",
         "future_event_time",
     ]
