@@ -171,3 +171,17 @@ def test_evaluate_entity_reports_mixed_baseline_and_not_found(
 def test_news_train_rejects_self_distillation(tiny_base: Path) -> None:
     with pytest.raises(TrainConfigError, match="news_train"):
         tiny_config(tiny_base, news_train="x.csv", self_distill=True)
+
+
+@pytest.mark.parametrize("file", ["news-multitask.yaml", "news-multitask-mpnet.yaml"])
+def test_shipped_news_configs(file: str, shared_data: Path) -> None:
+    from pipelines.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    config = load_config(repo / "configs" / file)
+    assert not config.self_distill
+    if file.endswith("mpnet.yaml"):  # where scripts/fetch_teacher_model.py puts it
+        where = config.path(config.base_model).resolve()
+        assert where == (repo.parent / "models" / "all-mpnet-base-v2").resolve()
+    for name in (config.sentiment_train, config.topic_train, config.news_train, config.news_test):
+        assert name and config.path(name).is_file()
