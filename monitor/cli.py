@@ -1,11 +1,14 @@
-"""The serving side's commands: ``python -m monitor`` (run, backtest, detect-bench,
-webhook-receiver, deploy-render, bench classify, bench sources, bench ops). ``finmon``
-(``finmon.cli``) adds training's."""
+"""The ``finmon`` command. The serving and alerting sub-commands are registered here (run,
+backtest, detect-bench, webhook-receiver, deploy-render, bench classify, bench sources, bench
+ops); other installed packages add theirs through the ``finmon.commands`` entry-point group
+(training's ``train``, ``evaluate``, ``bench train`` and ``demo``: ``pipelines.cli.register``),
+so serving never imports training."""
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
@@ -16,9 +19,12 @@ from monitor.daemon_cli import register as register_daemon
 from monitor.ops_bench import register as register_ops_bench
 from monitor.sources.cli import register as register_sources
 
+COMMANDS_GROUP = "finmon.commands"
+
 
 def build_app() -> tuple[typer.Typer, typer.Typer]:
-    """The command with the serving and alerting sub-commands, and its ``bench`` group."""
+    """The command with the serving and alerting sub-commands, those of every installed
+    ``finmon.commands`` plugin, and its ``bench`` group."""
     app = typer.Typer(
         name="finmon",
         help="FinMon: streaming financial news sentiment monitor.",
@@ -34,11 +40,13 @@ def build_app() -> tuple[typer.Typer, typer.Typer]:
     register_classify(bench)
     register_sources(bench)
     register_ops_bench(bench)
+    for plugin in entry_points(group=COMMANDS_GROUP):
+        plugin.load()(app, bench)
     return app, bench
 
 
 def main(app: typer.Typer | None = None) -> None:
-    """Run ``app`` (the serving command when None) on ``sys.argv``."""
+    """Run ``app`` (the whole command when None) on ``sys.argv``."""
     # Idle OpenMP threads sleep instead of spinning, so the Kafka and owner threads (and other
     # processes on a shared CPU) get the cores. `finmon train` chooses its own policy from the CPU
     # load (pipelines/threads.py). Takes effect only before torch is imported, which the

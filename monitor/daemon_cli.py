@@ -1,4 +1,4 @@
-"""``finmon run`` (``finmon demo`` is assembled in ``finmon.cli``)."""
+"""``finmon run`` (``finmon demo`` is registered by ``pipelines.cli``, which needs both sides)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Sub-commands of this package for the ``finmon`` CLI: ``train`` and ``evaluate``."""
+"""Sub-commands of this package for the ``finmon`` CLI: ``train``, ``evaluate``, ``bench train``
+and ``demo`` (which needs a model from here and the running system from ``monitor.demo``).
+Registered through the ``finmon.commands`` entry point (pyproject.toml), so the serving side
+never imports this module."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Annotated, Any, Literal, cast
 
 import typer
 
+from monitor.daemon_cli import ConfigOption, settings_or_exit, setup_logging
 from monitor.errors import FinMonError
 
 logger = logging.getLogger(__name__)
@@ -22,10 +26,30 @@ Task = Literal["sentiment", "topic"]
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add ``train`` and ``evaluate`` to ``app`` and ``train`` to the ``bench`` group."""
+    """Add ``train``, ``evaluate`` and ``demo`` to ``app`` and ``train`` to the ``bench`` group."""
     app.command("train")(train_command)
     app.command("evaluate")(evaluate_command)
+    app.command("demo")(demo_command)
     bench.command("train")(bench_train_command)
+
+
+def demo_command(
+    config: ConfigOption = None,
+    duration_sec: Annotated[float, Opt(help="Stop after this many seconds.")] = 75.0,
+    forever: Annotated[bool, Opt("--forever", help="Run until Ctrl-C.")] = False,
+    retrain: Annotated[bool, Opt(help="Ignore the cached demo model.")] = False,
+) -> None:
+    """Everything on one machine: embedded broker, synthetic feed, monitor, webhook receiver."""
+    from monitor.demo.run import run_demo
+    from pipelines.demo import ensure_demo_model
+
+    settings = settings_or_exit(config)
+    setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    model_dir = ensure_demo_model(settings, retrain=retrain, echo=typer.echo)
+    duration = None if forever else duration_sec
+    if not run_demo(settings, model_dir=model_dir, duration_sec=duration):
+        typer.echo("demo finished without an alert reaching the receiver", err=True)
+        raise typer.Exit(1)
 
 
 def train_command(

@@ -13,10 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from alerts.notify import WebhookNotifier
-from finmon.cli import app
+from monitor.cli import build_app
 from monitor.errors import ConfigError
 from monitor.metrics import build_metrics
 from tests.alerts.webhook_helpers import SECRET, FakeClock, event, settings
+
+app, _ = build_app()
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +28,7 @@ def test_webhook_receiver_command_verifies_prints_and_stores(tmp_path: Path) -> 
     secret_file = tmp_path / "webhook-secret"
     secret_file.write_text(SECRET + "\n")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from finmon.cli import main; main()", "webhook-receiver",
+        [sys.executable, "-c", "from monitor.cli import main; main()", "webhook-receiver",
          "--port", "0", "--out", str(out), "--secret-file", str(secret_file)],
         env={"PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

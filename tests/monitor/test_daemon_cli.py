@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from finmon.cli import app
+from monitor.cli import build_app
 from monitor.daemon import Daemon
 from monitor.demo.run import run_demo
 from monitor.errors import ConfigError
 from monitor.settings import Settings, load_settings
+
+app, _ = build_app()
 
 runner = CliRunner()
 

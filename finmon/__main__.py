@@ -1,5 +1,0 @@
-"""``python -m finmon`` is the ``finmon`` command."""
-
-from finmon.cli import main
-
-main()
