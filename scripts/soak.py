@@ -153,11 +153,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rate = max_rate / 2
             rss_start = rss_mib(daemon.pid)
             samples = [rss_start]
+            began = time.monotonic()
+            timeline: list[tuple[float, float]] = [(0.0, rss_start)]
             done = threading.Event()
 
             def sample() -> None:
                 while not done.wait(10):
                     samples.append(rss_mib(daemon.pid))
+                    minute = (time.monotonic() - began) / 60
+                    if minute - timeline[-1][0] >= 1:
+                        timeline.append((round(minute, 1), round(samples[-1], 1)))
                     counter.poll()  # the main thread does not poll while this runs
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -196,6 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_peak_mib": round(max(samples), 1),
         "rss_growth_mib": round(rss_end - rss_start, 1),
         "rss_samples": len(samples),
+        "rss_by_minute_mib": timeline,
     }
 
 
