@@ -253,7 +253,12 @@ class Aggregator:
             return events
         view, states = market_view(self.tracks, overall, self.settings.window_ms)
         overall_state = overall.watches[NEGATIVE_SHARE_SPIKE].state
-        return apply_market_wide(events, view, states, overall_state, self.settings.market_wide)
+        # Suppressing topic alerts is safe only where the overall key alerts in their place;
+        # otherwise a market-wide move would raise nothing, so its topic alerts are annotated.
+        mode = (
+            self.settings.market_wide if "overall" in self.settings.alert_key_kinds else "annotate"
+        )
+        return apply_market_wide(events, view, states, overall_state, mode)
 
     def _count_closed(self, key: KeyId, closed: list[WindowStats], event_wm: int) -> None:
         if self.metrics is None:

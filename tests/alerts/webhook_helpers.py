@@ -8,6 +8,7 @@ from typing import Any
 
 from alerts.events import AlertEvent, Headline, Status
 from monitor.settings import AlertSettings
+from tests.headlines import own_story
 
 SECRET = "test-secret-not-real"
 WINDOW_MS = 60_000
@@ -114,7 +115,7 @@ def spike_aggregator(metrics: Any = None, topics: tuple[str, ...] = ("Earnings",
             agg.add(
                 ScoredItem(
                     id=f"{topic}-{n}",
-                    headline=f"{topic} headline {n}",
+                    headline=own_story(f"{topic} headline", f"{topic}-{n}"),
                     topic=topic,
                     sentiment="negative" if negative else "neutral",
                     sentiment_score=-0.9 if negative else 0.0,

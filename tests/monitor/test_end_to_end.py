@@ -14,6 +14,7 @@ from alerts.receiver import ReceiverConfig, WebhookReceiver
 from monitor.broker import EmbeddedBroker, free_port
 from monitor.daemon import Daemon
 from monitor.settings import Settings
+from tests.headlines import own_story
 from tests.kafka_helpers import drain, news, produce, unique_kafka_settings
 from tests.keyword_classifier import KeywordClassifier
 
@@ -23,20 +24,6 @@ SECRET = "e2e-secret"
 TOPICS = ("oil output steady", "earnings season opens", "fed speakers due", "stocks flat")
 MALFORMED = (b"{oops", b'{"headline": "no id"}', b'{"id": "x", "headline": ""}', b"\xff", b"[]")
 WINDOW_MS = 2_000
-SYLLABLES = tuple(c + v for c in "bdgkmnprstvz" for v in "aeiou")
-
-
-def _own_story(headline: str, i: int) -> str:
-    """``headline`` with three made-up words of item ``i`` woven in (consonant-vowel syllables,
-    so no keyword of the test classifier can appear): every item is its own story, not a
-    syndicated repeat that the aggregator's story index would count once."""
-    made_up = [
-        "".join(SYLLABLES[(n // 60**k) % 60] for k in range(3)) for n in range(3 * i, 3 * i + 3)
-    ]
-    words = headline.split()
-    for slot, word in zip((1, 3, 5), made_up, strict=True):
-        words.insert(min(slot, len(words)), word)
-    return " ".join(words)
 
 
 def _settings(bootstrap: str, receiver_url: str, state_dir: Path) -> Settings:
@@ -69,7 +56,7 @@ def _feed(bootstrap: str, topic: str, start: int, count: int, seconds: float) ->
         produce(
             bootstrap,
             topic,
-            (news(j, headline=_own_story(TOPICS[j % 4], j), published_at=now) for j in batch),
+            (news(j, headline=own_story(TOPICS[j % 4], j), published_at=now) for j in batch),
         )
         ids += [f"n-{j}" for j in batch]
         time.sleep(0.25)
@@ -126,7 +113,7 @@ def test_burst_makes_exactly_one_alert_and_counters_match(
                 (
                     news(
                         1000 + i,
-                        headline=_own_story("Oil prices plunge as demand collapses", 1000 + i),
+                        headline=own_story("Oil prices plunge as demand collapses", 1000 + i),
                         published_at=now,
                     )
                     for i in range(60)

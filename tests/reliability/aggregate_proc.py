@@ -19,6 +19,7 @@ import yaml
 
 from monitor.settings import KafkaSettings
 from tests.alerts.webhook_helpers import free_port
+from tests.headlines import own_story
 
 
 def scored(
@@ -34,7 +35,7 @@ def scored(
     prob = 0.9 if negative else 0.05
     body = {
         "id": item_id,
-        "headline": f"{topic} headline {item_id}",
+        "headline": own_story(f"{topic} headline", item_id),
         "topic": topic,
         "sentiment": "negative" if negative else "neutral",
         "sentiment_probs": {"negative": prob, "neutral": 1 - prob, "positive": 0.0},
