@@ -15,9 +15,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_bench_reports_throughput_and_a_drain_within_the_grace_period(
     tiny_model_dir: Path,
 ) -> None:
-    result = run_ops_bench(tiny_model_dir, items=200, partitions=2)
+    # Backlogs of several batches (max_batch_items 256): a rate between 10% and 90%, and a stop
+    # that lands mid-stream.
+    result = run_ops_bench(tiny_model_dir, items=2000, partitions=2)
     assert result.throughput_items_per_sec > 0
-    assert result.scored_before_stop >= 200 + 40  # stopped under load, past a fifth of backlog 2
+    assert result.scored_before_stop >= 2000 + 400  # stopped under load, past a fifth of backlog 2
     grace_ms = ShutdownSettings().grace_period_ms
     assert 0 < result.drain_ms <= result.stop_ms <= grace_ms
     assert "throughput_items_per_sec" in format_report(result)
