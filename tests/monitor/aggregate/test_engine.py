@@ -7,6 +7,7 @@ from monitor.aggregate.engine import Aggregator
 from monitor.aggregate.store import MemoryStateStore, SqliteStateStore
 from monitor.contract import ScoredItem
 from monitor.metrics import Metrics
+from tests.alerts.webhook_helpers import spike_aggregator
 from tests.monitor.aggregate.conftest import T0_MS, ItemFactory, fast_settings
 
 W = 2_000  # window_ms of fast_settings
@@ -263,3 +264,11 @@ def test_backlog_after_an_outage_is_counted_not_late(
         )
         is None
     )
+
+
+def test_a_market_wide_move_without_overall_alerts_annotates_the_topic_alerts() -> None:
+    # alert_key_kinds is ("topic",): no overall alert can stand in for the topic alerts.
+    _, events, _ = spike_aggregator(topics=("Earnings", "Macro", "Dividend"))
+    firing = [e for e in events if e.status == "firing"]
+    assert {e.key for e in firing} == {"Earnings", "Macro", "Dividend"}
+    assert all("market-wide" in e.summary for e in firing)
