@@ -6,10 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401  (imported before any test: see below)
 import pytest
 
 from monitor.broker import EmbeddedBroker
 from monitor.metrics import Metrics, build_metrics
+
+# CPython 3.11.7 can fail to compile a module after a test hit a RecursionError ("AST constructor
+# recursion depth mismatch", fixed in 3.11.8); the hypothesis plugin imports its package lazily at
+# the terminal summary, so it is imported here, at start-up, while no test has run yet.
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -150,7 +150,7 @@ class PushServer:
                     logger.exception("push request failed")
                     code, body, headers = 500, {"error": "internal"}, {}
                 if not self.body_read:  # an unread body would be taken for the next request
-                    self.close_connection = True
+                    headers = {**headers, "Connection": "close"}  # tells the client not to reuse it
                 server.metrics.push_requests.labels(str(code)).inc()
                 if code in (202, 400) and "accepted" in body:
                     server.metrics.push_seconds.observe(time.perf_counter() - started)
