@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-import torch
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.events import AlertEvent
@@ -29,8 +28,8 @@ from alerts.notify import WebhookNotifier
 from monitor.aggregate.engine import Aggregator, from_settings
 from monitor.aggregate.worker import AggregateWorker
 from monitor.classify.batcher import BatchPolicy
-from monitor.classify.engine import Classifier, TorchClassifier
 from monitor.classify.longtext import LongTextPolicy
+from monitor.classify.protocol import Classifier
 from monitor.contract import DecodeLimits
 from monitor.endpoints import OpsServer, Routes
 from monitor.errors import ConfigError, FinMonError
@@ -71,6 +70,12 @@ def load_classifier(settings: Settings, metrics: Metrics, path: str | None = Non
             f"{where!r} is not a directory",
             "point it at an exported FinMon model directory",
         )
+    # torch and transformers load here, on the classify path only: the aggregate and source
+    # roles never import them, so they restart in about a second instead of 25 to 60.
+    import torch
+
+    from monitor.classify.engine import TorchClassifier
+
     model = settings.model
     if model.torch_threads:
         torch.set_num_threads(model.torch_threads)
@@ -364,13 +369,21 @@ def _describe(classifier: Classifier) -> dict[str, str]:
 
 
 def _build_info() -> dict[str, str]:
+    """Versions from the package metadata, so that a role without a model imports no torch."""
+    return {
+        "version": _version("finmon"),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+    }
+
+
+def _version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        finmon = version("finmon")
+        return version(package)
     except PackageNotFoundError:
-        finmon = "unknown"
-    return {"version": finmon, "python": platform.python_version(), "torch": torch.__version__}
+        return "unknown"
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.classify.engine import Classifier
+from monitor.classify.protocol import Classifier
 from monitor.contract import Prediction
 from monitor.endpoints import ReloadAnswer
 from monitor.errors import FinMonError

@@ -1,6 +1,7 @@
 """Serving the model. Public surface (import from the modules):
 
-* ``monitor.classify.engine``: ``Classifier`` (protocol), ``TorchClassifier``, ``pick_device``
+* ``monitor.classify.protocol``: ``Classifier`` (the protocol; imports no torch)
+* ``monitor.classify.engine``: ``TorchClassifier``, ``pick_device``
 * ``monitor.classify.model``: the export format, ``build_model``, ``save_model``, ``load_model``
 * ``monitor.classify.owner``: ``ModelOwner`` (the thread that owns the model), ``Job``
 * ``monitor.classify.batcher``: ``BatchPolicy``, ``MicroBatcher``, ``split_batches``

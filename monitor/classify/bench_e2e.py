@@ -38,7 +38,7 @@ from kafka.record import util as kafka_crc
 
 from monitor.broker import EmbeddedBroker
 from monitor.classify.bench import load_texts
-from monitor.classify.engine import Classifier
+from monitor.classify.protocol import Classifier
 from monitor.daemon import Daemon, load_classifier
 from monitor.ingest import kafka_io
 from monitor.metrics import Metrics, build_metrics

@@ -1,7 +1,8 @@
 """The classifier the classify step calls: texts in, one Prediction per text out.
 
-The step depends only on the :class:`Classifier` protocol. :class:`TorchClassifier` runs an
-exported :mod:`monitor.classify.model` directory on CPU or CUDA. One call:
+The step depends only on the :class:`~monitor.classify.protocol.Classifier` protocol.
+:class:`TorchClassifier` runs an exported :mod:`monitor.classify.model` directory on CPU or
+CUDA. One call:
 
 1. normalises each text and answers repeats from a bounded :class:`PredictionCache`;
 2. tokenises the rest once, and cuts texts past the model window into windows
@@ -25,7 +26,6 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
@@ -45,17 +45,6 @@ UNKNOWN_PROBS = {"unknown": 1.0}
 NO_ENTITIES: tuple[EntityQuery, ...] = ()
 # (window index, first token, end token) of one mention inside the model input of that window.
 Placement = tuple[int, int, int]
-
-
-class Classifier(Protocol):
-    """Labels texts. Blocking; raises on a model failure (the caller dead-letters the batch)."""
-
-    @property
-    def version(self) -> str: ...
-
-    def predict(
-        self, texts: Sequence[str], entities: Sequence[Sequence[EntityQuery]] | None = None
-    ) -> list[Prediction]: ...
 
 
 def pick_device(name: str) -> torch.device:

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from monitor.classify.engine import Classifier
 from monitor.classify.entities import EntityQuery
+from monitor.classify.protocol import Classifier
 from monitor.contract import Prediction
 from monitor.errors import FinMonError
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
 from monitor.classify.batcher import BatchPolicy, MicroBatcher
-from monitor.classify.engine import Classifier
 from monitor.classify.entities import EntityQuery
 from monitor.classify.isolate import predict_isolating
+from monitor.classify.protocol import Classifier
 from monitor.contract import Prediction
 from monitor.metrics import Metrics
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from monitor.classify.engine import Classifier
 from monitor.classify.entities import entity_queries
 from monitor.classify.isolate import isolate, predict_isolating
 from monitor.classify.owner import estimate_tokens
+from monitor.classify.protocol import Classifier
 from monitor.contract import (
     DEFAULT_LIMITS,
     DLQ_DETAIL_HEADER,

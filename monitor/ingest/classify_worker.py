@@ -40,9 +40,9 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from monitor.classify.batcher import BatchPolicy
-from monitor.classify.engine import Classifier
 from monitor.classify.entities import entity_queries
 from monitor.classify.owner import Job, ModelOwner
+from monitor.classify.protocol import Classifier
 from monitor.contract import DEFAULT_LIMITS, DLQ_TRUNCATED_HEADER, DecodeLimits
 from monitor.errors import FinMonError
 from monitor.health import RoleHealth

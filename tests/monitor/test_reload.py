@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify.engine import Classifier
 from monitor.classify.entities import EntityQuery
+from monitor.classify.protocol import Classifier
 from monitor.contract import Prediction
 from monitor.metrics import Metrics
 from monitor.reload import CanaryFailed, ModelReloader, canary_texts

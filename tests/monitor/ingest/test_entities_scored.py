@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from monitor.classify.engine import Classifier, TorchClassifier
+from monitor.classify.engine import TorchClassifier
+from monitor.classify.protocol import Classifier
 from monitor.contract import decode_scored
 from monitor.ingest.classify_step import Topics, classify_records
 from monitor.tickers import TickerDictionary
