@@ -11,7 +11,8 @@ original bytes to ``news.dlq`` with that reason in the ``finmon-dlq-reason`` hea
 
 Decode refuses, before or while parsing, what would crash a later step (:class:`DecodeLimits`):
 payloads over the size limit, JSON nested deeper than ``max_json_depth`` (checked by a scan
-before ``json.loads``), integer literals longer than ``max_integer_digits``, ``NaN`` / ``Infinity``
+before ``json.loads``), integer literals longer than ``max_integer_digits``, ids longer than
+``max_id_chars``, ``NaN`` / ``Infinity``
 and numbers that overflow to them, and ``published_at`` outside ``[min_published_at, now +
 max_future_ms]``. Lone surrogates from ``\\u`` escapes are replaced by U+FFFD in every string
 (counted in :attr:`NewsItem.repaired_chars`), so tokenizers and the UTF-8 encoder accept the item.
@@ -33,6 +34,7 @@ from monitor.errors import InvalidMessage
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_JSON_DEPTH = 64
 MAX_INTEGER_DIGITS = 100
+MAX_ID_CHARS = 256
 MIN_PUBLISHED_AT = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_FUTURE_PUBLISHED_MS = 86_400_000
 MAX_TICKERS = 64
@@ -78,6 +80,7 @@ DLQ_REASONS: tuple[str, ...] = (
     "not_json",
     "not_object",
     "missing_id",
+    "too_long_id",
     "bad_field_type",
     "missing_text",
     "bad_published_at",
@@ -97,6 +100,7 @@ class DecodeLimits:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_json_depth: int = MAX_JSON_DEPTH
     max_integer_digits: int = MAX_INTEGER_DIGITS
+    max_id_chars: int = MAX_ID_CHARS
     min_published_at: datetime = MIN_PUBLISHED_AT
     max_future_ms: int = MAX_FUTURE_PUBLISHED_MS
 
@@ -213,13 +217,22 @@ def _require_str(obj: Mapping[str, Any], key: str, *, optional: bool) -> str | N
     return value
 
 
-def _parse_id(obj: Mapping[str, Any]) -> str:
+def _parse_id(obj: Mapping[str, Any], max_chars: int) -> str:
     raw = obj.get("id")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise InvalidMessage("missing_id", "'id' is required and must be a non-empty string")
     if not isinstance(raw, str):
         raise InvalidMessage("bad_field_type", f"'id' must be a string, got {type(raw).__name__}")
+    _check_id_length(raw, max_chars)
     return raw
+
+
+def _check_id_length(item_id: str, max_chars: int) -> None:
+    """Raise ``too_long_id``: ids are kept per item downstream (dedup, the aggregate's memory)."""
+    if len(item_id) > max_chars:
+        raise InvalidMessage(
+            "too_long_id", f"'id' of {len(item_id)} characters, at most {max_chars}"
+        )
 
 
 def _parse_tickers(obj: Mapping[str, Any]) -> tuple[str, ...]:
@@ -346,7 +359,7 @@ def decode_news(
     repaired = 0
     if b"\\u" in payload:  # only a \u escape can spell a lone surrogate
         obj, repaired = _repair(obj)
-    item_id = _parse_id(obj)
+    item_id = _parse_id(obj, limits.max_id_chars)
     headline = (_require_str(obj, "headline", optional=True) or "").strip()
     body = _require_str(obj, "body", optional=True)
     if not headline and not (body or "").strip():
@@ -433,8 +446,10 @@ def decode_scored(payload: bytes) -> ScoredItem:
         probs = obj.get("sentiment_probs") or {}
         views = _entity_views(obj.get("entities"))
         tickers = tuple(dict.fromkeys([*_as_str_list(obj.get("tickers")), *views]))
+        item_id = str(obj["id"])
+        _check_id_length(item_id, DEFAULT_LIMITS.max_id_chars)
         return ScoredItem(
-            id=str(obj["id"]),
+            id=item_id,
             headline=str(obj.get("headline") or obj.get("body") or "")[:500],
             topic=str(obj["topic"]),
             sentiment=str(obj["sentiment"]),

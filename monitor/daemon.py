@@ -99,6 +99,7 @@ def decode_limits(settings: Settings) -> DecodeLimits:
         max_message_bytes=ingest.max_message_bytes,
         max_json_depth=ingest.max_json_depth,
         max_integer_digits=ingest.max_integer_digits,
+        max_id_chars=ingest.max_id_chars,
         min_published_at=ingest.min_published_at,
         max_future_ms=ingest.max_future_ms,
     )

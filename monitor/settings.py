@@ -108,6 +108,8 @@ class IngestSettings(_Frozen):
     max_message_bytes: int = Field(default=1_000_000, ge=1_024)
     max_json_depth: int = Field(default=64, ge=2, le=500)
     max_integer_digits: int = Field(default=100, ge=1, le=4_300)
+    # Longer 'id' strings -> too_long_id (ids are remembered per item downstream).
+    max_id_chars: int = Field(default=256, ge=16, le=65_536)
     # published_at outside [min_published_at, now + max_future_ms] -> bad_published_at.
     min_published_at: datetime = datetime(1990, 1, 1, tzinfo=UTC)
     max_future_ms: int = Field(default=86_400_000, ge=0)

@@ -60,6 +60,7 @@ POISON: dict[str, tuple[bytes, str | None]] = {
     "not_utf8": (b"\xff\xfe", "not_utf8"),
     "empty": (b"", "empty"),
     "missing_id": (b'{"headline": "no id"}', "missing_id"),
+    "id_257_chars": (b'{"id": "p-' + b"i" * 255 + b'", "headline": "x"}', "too_long_id"),
 }
 
 

@@ -71,6 +71,7 @@ def clf(tiny_model_dir: Path) -> TorchClassifier:
         (b"[1, 2]", "not_object"),
         (b'{"headline": "x"}', "missing_id"),
         (b'{"id": 5, "headline": "x"}', "bad_field_type"),
+        (b'{"id": "' + b"i" * 257 + b'", "headline": "x"}', "too_long_id"),
         (b'{"id": "a", "headline": "  ", "body": null}', "missing_text"),
         (b'{"id": "a", "headline": "x", "published_at": "yesterday"}', "bad_published_at"),
         (
