@@ -28,8 +28,8 @@ ROWS = SIGNATURE_SIZE // BANDS
 _DIGEST_BYTES = 4 * SIGNATURE_SIZE
 _UNPACK = struct.Struct(f"<{SIGNATURE_SIZE}I").unpack
 _WORD = re.compile(r"[a-z0-9$%&]+(?:['.][a-z0-9]+)*")
-# Trailing or leading outlet tags: "... - Reuters", "(Bloomberg) ...", "... | CNBC".
-_OUTLET = re.compile(r"^\s*\([^)]{1,40}\)\s*|\s+[-|:]\s+[^-|:]{1,40}$")
+# Trailing or leading outlet tags: "... - Reuters", "(Bloomberg) ...", "... | CNBC", "... (AP)".
+_OUTLET = re.compile(r"^\s*\([^)]{1,40}\)\s*|\s*\([^)]{1,40}\)\s*$|\s+[-|:]\s+[^-|:]{1,40}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +41,25 @@ class StoryParams:
     threshold: float = 0.5
 
 
+def normalised_words(text: str) -> list[str]:
+    """The headline's words: lower case, punctuation and outlet tags dropped."""
+    return _WORD.findall(_OUTLET.sub(" ", text).lower())
+
+
+def story_key(text: str) -> str:
+    """A stateless story id: a digest of the normalised headline (``s-`` and 16 hex digits).
+
+    Every worker gives copies that normalise alike (outlet tags, case, punctuation) the same
+    key without sharing state; reworded copies get different keys, and only the aggregator's
+    :class:`StoryIndex`, which sees every partition, joins those."""
+    words = normalised_words(text)
+    basis = " ".join(words) if words else text
+    return "s-" + hashlib.blake2b(basis.encode(), digest_size=8).hexdigest()
+
+
 def shingles(text: str) -> set[str]:
     """Word 2-shingles of the normalised headline (single words for one-word headlines)."""
-    words = _WORD.findall(_OUTLET.sub(" ", text).lower())
+    words = normalised_words(text)
     if len(words) < 2:
         return set(words)
     return {f"{a} {b}" for a, b in pairwise(words)}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alerts.stories import story_key
 from monitor.classify.text import make_safe
 from monitor.errors import InvalidMessage
 
@@ -396,6 +397,7 @@ def scored_record(
         "model_version": model_version,
         "scored_at": format_time(scored_at),
         "ingested_at": format_time(ingested_at),
+        "story_id": story_key(item.headline or item.body or ""),
     }
 
 

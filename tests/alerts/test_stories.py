@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import json
 
-from alerts.stories import StoryIndex, StoryParams, shingles, signature, similarity
+from alerts.stories import (
+    StoryIndex,
+    StoryParams,
+    shingles,
+    signature,
+    similarity,
+    story_key,
+)
 
 WIRE = "Acme Bank halts withdrawals after regulator probe"
 
@@ -45,3 +52,12 @@ def test_the_index_round_trips_through_json() -> None:
     again.load_state(json.loads(json.dumps(index.to_state())))
     assert again.assign("z", f"{WIRE} - AP", 20) == ("a", True)
     assert again.to_state()[:2] == index.to_state()[:2]
+
+
+def test_story_key_is_stateless_and_ignores_outlet_tags_case_and_punctuation() -> None:
+    key = story_key(WIRE)
+    assert key.startswith("s-") and len(key) == 18
+    assert story_key(f"(Bloomberg) {WIRE.upper()}!") == key
+    assert story_key(f"{WIRE} - Reuters") == key
+    assert story_key("Fed holds rates steady as inflation cools") != key
+    assert story_key("!!!") != story_key("???")  # no words: the raw text decides

@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.contract import DLQ_REASONS, MAX_ID_CHARS, DecodeLimits, decode_news, decode_scored
+from alerts.stories import story_key
+from monitor.contract import (
+    DLQ_REASONS,
+    MAX_ID_CHARS,
+    DecodeLimits,
+    Prediction,
+    decode_news,
+    decode_scored,
+    scored_record,
+)
 from monitor.daemon import decode_limits
 from monitor.errors import InvalidMessage
 from monitor.settings import load_settings
@@ -48,3 +57,21 @@ def test_a_forged_scored_record_with_a_long_id_is_refused_too() -> None:
     with pytest.raises(InvalidMessage) as caught:
         decode_scored(_scored("s" * 10_000))
     assert caught.value.reason == "too_long_id"
+
+
+def test_scored_records_carry_a_story_id_shared_by_syndicated_copies() -> None:
+    """``story_id`` (additive): the same for copies that differ in outlet tag and case, on
+    every worker, and read back unchanged by anyone who decodes the record."""
+    prediction = Prediction({"Earnings": 1.0}, {"negative": 0.9, "neutral": 0.1})
+
+    def record(item_id: str, headline: str) -> dict[str, object]:
+        item = decode_news(json.dumps({"id": item_id, "headline": headline}).encode(), NOW, now=NOW)
+        return scored_record(item, prediction, "v1", NOW, NOW)
+
+    wire = record("a", "Acme Bank halts withdrawals - Reuters")
+    copy = record("b", "ACME BANK HALTS WITHDRAWALS (Bloomberg)")
+    other = record("c", "Fed holds rates steady")
+    assert wire["story_id"] == story_key("Acme Bank halts withdrawals")
+    assert copy["story_id"] == wire["story_id"]
+    assert other["story_id"] != wire["story_id"]
+    assert decode_scored(json.dumps(wire).encode()).id == "a"
