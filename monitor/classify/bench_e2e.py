@@ -244,14 +244,13 @@ def time_engine(
 
 
 def _scored_count(metrics: Metrics) -> float:
-    """Output records acknowledged so far (scored plus dead letters)."""
-    wanted = ("finmon_classify_items_total", "finmon_ingest_dlq_messages_total")
-    return sum(
-        sample.value
-        for family in metrics.registry.collect()
-        for sample in family.samples
-        if sample.name in wanted
-    )
+    """Output records acknowledged so far (scored plus dead letters).
+
+    Only these two counters are read: collecting the whole registry every 50 ms cost the bench's
+    main thread about 0.1 ms of CPU per item, counted against the role.
+    """
+    families = (*metrics.items_scored.collect(), *metrics.dlq_messages.collect())
+    return sum(s.value for f in families for s in f.samples if s.name.endswith("_total"))
 
 
 def _wait_for(done: Callable[[], bool], timeout_sec: float, failed: Callable[[], bool]) -> bool:

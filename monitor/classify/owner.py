@@ -86,6 +86,8 @@ class ModelOwner(Generic[J]):
     beat: Callable[[], None] | None = None
     _inbox: queue.Queue[tuple[Job[J], int]] = field(init=False)
     _outbox: queue.Queue[Result[J]] = field(init=False, default_factory=queue.Queue)
+    # Set after each batch's results are queued: wakes a caller waiting in wait_results.
+    _finished: threading.Event = field(init=False, default_factory=threading.Event)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _thread: threading.Thread | None = field(init=False, default=None)
     _busy: int = field(init=False, default=0)
@@ -115,6 +117,17 @@ class ModelOwner(Generic[J]):
                 out.append(self._outbox.get_nowait())
             except queue.Empty:
                 return out
+
+    def wait_results(self, timeout_sec: float) -> bool:
+        """Block until results are ready to collect or ``timeout_sec`` passed; True when ready.
+
+        For a caller with nothing else to do while the model works: waiting here costs nothing,
+        where polling the broker every few milliseconds cost more CPU than the items did.
+        """
+        self._finished.clear()
+        if not self._outbox.empty():
+            return True
+        return self._finished.wait(timeout_sec)
 
     @property
     def pending(self) -> int:
@@ -235,3 +248,4 @@ class ModelOwner(Generic[J]):
             self._outbox.put(Result(job, prediction, classifier.version))
         with self._lock:
             self._busy -= len(jobs)
+        self._finished.set()

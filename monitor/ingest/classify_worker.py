@@ -70,10 +70,15 @@ PROBE_INTERVAL_SEC = 2.0
 PROBE_TIMEOUT_MS = 1_500
 COMMIT_TIMEOUT_MS = 2_000
 COMMIT_INTERVAL_SEC = 0.5
+# While the model has work, the Kafka thread waits for its results (woken as each batch ends) and
+# polls the broker only every BUSY_POLL_INTERVAL_MS, or FED_POLL_INTERVAL_MS once the model has a
+# full call queued behind the one it runs (or a full queue: partitions paused). A poll cost about
+# 1.5 ms of CPU across this thread and kafka-python's IO thread; polling every 5 ms while the model
+# worked cost more CPU than the items did (docs/bench-e2e.md). Such a poll waits at most
+# BUSY_POLL_TIMEOUT_MS for records; an idle worker blocks in poll for kafka.poll_timeout_ms.
 BUSY_POLL_TIMEOUT_MS = 5
-# While paused (the model's queue is full) a poll fetches nothing: polling every 5 ms cost 16% of
-# a core on this 2-core machine, every 25 ms 3% (docs/bench-e2e.md); results wait at most that.
-PAUSED_POLL_TIMEOUT_MS = 25
+BUSY_POLL_INTERVAL_MS = 20
+FED_POLL_INTERVAL_MS = 100
 RESEND_BACKOFF_SEC = 0.5
 RESEND_BACKOFF_MAX_SEC = 10.0
 WARN_INTERVAL_SEC = 10.0
@@ -200,6 +205,7 @@ class _Pipeline(ConsumerRebalanceListener):
         self._broker_state = "up"
         self._next_commit = 0.0
         self._next_probe = 0.0
+        self._next_poll = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
     def loop(self, stop: threading.Event) -> None:
@@ -230,16 +236,26 @@ class _Pipeline(ConsumerRebalanceListener):
         self._judge_broker()
 
     def poll(self) -> None:
+        """Poll the broker; while the model works, between polls, wait for its results."""
         assert self.consumer is not None
-        busy = bool(self.backlog or self.sends or self.owner.pending)
+        now = time.monotonic()
+        working = self.owner.pending > 0
+        if working and now < self._next_poll:
+            self.owner.wait_results(self._next_poll - now)
+            return
+        interval_ms = FED_POLL_INTERVAL_MS if self._model_fed() else BUSY_POLL_INTERVAL_MS
+        self._next_poll = now + interval_ms / 1000
+        busy = working or bool(self.backlog or self.sends)
         timeout_ms = BUSY_POLL_TIMEOUT_MS if busy else self.kafka.poll_timeout_ms
-        if self.paused:
-            timeout_ms = PAUSED_POLL_TIMEOUT_MS
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.max_poll_records)
         if polled:
             self.health.ok()
         for partition, records in polled.items():
             self._accept(partition, records)
+
+    def _model_fed(self) -> bool:
+        """Whether the model has a call's worth queued behind the one it runs (or a full queue)."""
+        return self.paused or self.owner.pending >= 2 * self.worker.policy.max_batch_items
 
     def _accept(self, partition: TopicPartition, records: list[Any]) -> None:
         self.metrics.messages_consumed.inc(len(records))

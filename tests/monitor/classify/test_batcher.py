@@ -45,7 +45,7 @@ def test_closes_at_item_count_without_waiting() -> None:
 
 
 def test_overflowing_item_is_pushed_back_to_head_of_next_batch() -> None:
-    # padded budget: longest x count. 10+10 -> 20 fits 40; adding a 30-token item -> 90 > 40.
+    # a call's budget is its tokens summed: 10+10 -> 20 fits 40; adding a 30-token item -> 50 > 40.
     batcher, _ = make(max_batch_items=8, max_batch_tokens=40, max_wait_ms=10_000)
     for name, n in (("a", 10), ("b", 10), ("long", 30), ("c", 5)):
         batcher.offer(name, n)
@@ -55,7 +55,18 @@ def test_overflowing_item_is_pushed_back_to_head_of_next_batch() -> None:
     assert first.padded_tokens == 20
     second = batcher.poll(flush=True)
     assert second is not None and second.items[-1].payload == "long"
-    assert second.padded_tokens <= 40 or len(second.items) == 1
+    assert sum(p.n_tokens for p in second.items) <= 40
+
+
+def test_a_long_item_does_not_shrink_the_call_to_its_padded_size() -> None:
+    # 1 x 30 tokens then 9 x 3: padded first-in first-out that is 30 x 10 = 300 > 64, but the
+    # engine sorts the call and pads each forward batch itself; summed, 57 tokens fit.
+    batcher, _ = make(max_batch_items=16, max_batch_tokens=64, max_wait_ms=0)
+    batcher.offer("long", 30)
+    for i in range(9):
+        batcher.offer(f"short{i}", 3)
+    batch = batcher.poll()
+    assert batch is not None and len(batch.items) == 10
 
 
 def test_budget_boundary_is_inclusive() -> None:

@@ -118,3 +118,17 @@ def test_abandon_drops_the_queue_and_lets_the_running_batch_finish() -> None:
     owner.stop()
     assert sorted(r.job.context for r in owner.results()) == [0, 1]
     assert clf.batches == [2]
+
+
+def test_wait_results_wakes_when_a_batch_is_done() -> None:
+    clf = GatedClassifier()
+    policy = BatchPolicy(max_batch_items=4, max_batch_tokens=1000, max_wait_ms=0)
+    owner: ModelOwner[int] = ModelOwner(clf, policy)
+    owner.start()
+    assert owner.submit(Job("oil plunge", 4, 0))
+    assert owner.wait_results(0.01) is False  # the batch is held at the gate: nothing yet
+    clf.gate.set()
+    assert owner.wait_results(10.0) is True
+    assert [job.context for job, _, _ in owner.results()] == [0]
+    assert owner.wait_results(0.0) is False  # collected: nothing left to wait for
+    owner.stop()
