@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from alerts.stories import story_key
 from monitor.classify.text import make_safe
 from monitor.errors import InvalidMessage
@@ -165,7 +167,7 @@ class EntityPrediction:
             "name": self.name,
             "ticker": self.ticker,
             "sentiment": self.sentiment,
-            "sentiment_probs": {k: round(v, 6) for k, v in self.sentiment_probs.items()},
+            "sentiment_probs": rounded_probs(self.sentiment_probs),
             "found": self.found,
         }
 
@@ -378,6 +380,15 @@ def decode_news(
     )
 
 
+def rounded_probs(probs: Mapping[str, float]) -> dict[str, float]:
+    """Probabilities rounded to 6 decimals. Raises ValueError on NaN or infinity, which strict
+    JSON consumers reject (:func:`encode_scored` would write them as ``null``)."""
+    out = {k: round(v, 6) for k, v in probs.items()}
+    if not math.isfinite(sum(out.values())):
+        raise ValueError(f"non-finite probability in {out}")
+    return out
+
+
 def scored_record(
     item: NewsItem,
     prediction: Prediction,
@@ -385,13 +396,15 @@ def scored_record(
     scored_at: datetime,
     ingested_at: datetime,
 ) -> dict[str, Any]:
-    """The ``news.scored`` JSON object for one item (keyed by ``topic`` on the topic)."""
+    """The ``news.scored`` JSON object for one item (keyed by ``topic`` on the topic).
+
+    Raises ValueError when a probability is NaN or infinite."""
     return {
         **item.to_dict(),
         "topic": prediction.topic,
-        "topic_probs": {k: round(v, 6) for k, v in prediction.topic_probs.items()},
+        "topic_probs": rounded_probs(prediction.topic_probs),
         "sentiment": prediction.sentiment,
-        "sentiment_probs": {k: round(v, 6) for k, v in prediction.sentiment_probs.items()},
+        "sentiment_probs": rounded_probs(prediction.sentiment_probs),
         "sentiment_score": round(prediction.sentiment_score, 6),
         "entities": [entity.to_dict() for entity in prediction.entities],
         "model_version": model_version,
@@ -399,6 +412,22 @@ def scored_record(
         "ingested_at": format_time(ingested_at),
         "story_id": story_key(item.headline or item.body or ""),
     }
+
+
+def encode_scored(record: Mapping[str, Any]) -> bytes:
+    """A ``news.scored`` object as compact UTF-8 JSON (no spaces, non-ASCII as is).
+
+    orjson writes it (about 6 times faster than ``json.dumps``); what orjson refuses, an integer
+    past 64 bits in a pass-through field, goes through ``json.dumps``, which gives the same JSON.
+    Floats must be finite (orjson writes NaN as ``null``): :func:`scored_record` checks the
+    probabilities and decode refuses NaN and infinity in the input. Raises TypeError or
+    UnicodeEncodeError (a lone surrogate) for what cannot be JSON.
+    """
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ too large for it carries its first bytes and the ``finmon-dlq-truncated-from-byt
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from monitor.contract import (
     NewsItem,
     Prediction,
     decode_news,
+    encode_scored,
     scored_record,
 )
 from monitor.errors import InvalidMessage
@@ -180,10 +180,10 @@ def encode_result(
         body = scored_record(item, prediction, model_version, scored_at, record_time(record))
         out = OutRecord(
             topic=topics.scored,
-            key=prediction.topic.encode(),
-            value=json.dumps(body, ensure_ascii=False, allow_nan=False).encode(),
-            item_topic=prediction.topic,
-            item_sentiment=prediction.sentiment,
+            key=body["topic"].encode(),
+            value=encode_scored(body),
+            item_topic=body["topic"],
+            item_sentiment=body["sentiment"],
         )
     except Exception as exc:
         return processing_error(record, topics.dlq, "encode", exc)

@@ -173,8 +173,8 @@ def test_record_time_out_of_range_does_not_raise(clf: TorchClassifier) -> None:
 
 
 def test_too_large_output_is_dead_lettered_with_original_bytes(clf: TorchClassifier) -> None:
-    # Compact JSON: "0," becomes "0, " on output, so the scored record outgrows its input.
-    payload = b'{"id":"a","headline":"x","padding":[' + b"0," * 40_000 + b"0]}"
+    # "1E2" is written back as 100.0, so the scored record outgrows its input.
+    payload = b'{"id":"a","headline":"x","padding":[' + b"1E2," * 40_000 + b"1E2]}"
     record = Rec(payload)
     out = encode_result(
         record,
