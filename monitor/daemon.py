@@ -168,6 +168,8 @@ class Daemon:
             thread = self._spawn("source", self.sources.run)
             self.health.live_check("source", lambda: _thread_problem(thread))
             self.health.check("source.started", lambda: None if board.alive else "not started")
+            watch = self.sources.broker
+            self.health.check("broker.source", _broker_ready("source", lambda: watch.reachable))
 
     def _sinks(self) -> list[Callable[[AlertEvent], None]]:
         sinks: list[Callable[[AlertEvent], None]] = []
@@ -250,12 +252,7 @@ class Daemon:
             names=load_ticker_names(cfg),
         )
         self.health.check(
-            "broker.classify",
-            lambda: (
-                None
-                if classify.broker_reachable
-                else "the classify role's broker calls are failing (finmon_broker_up 0)"
-            ),
+            "broker.classify", _broker_ready("classify", lambda: classify.broker_reachable)
         )
         model_ready = self.health.condition("model", "the model is not warmed yet")
         reloader = ModelReloader(
@@ -287,6 +284,9 @@ class Daemon:
         self.health.condition("aggregate.state", "state not restored").set(True)
         role = RoleHealth.register(self.health, "aggregate")
         worker = AggregateWorker(cfg.kafka, aggregator, self.metrics, self._sinks(), health=role)
+        self.health.check(
+            "broker.aggregate", _broker_ready("aggregate", lambda: worker.broker_reachable)
+        )
         self._spawn("aggregate", worker.run)
 
     def join(self, timeout_sec: float | None = None) -> None:
@@ -357,6 +357,17 @@ def _source_role(settings: Settings, metrics: Metrics) -> SourceRole | None:
     return SourceRole.from_settings(
         settings, metrics, decode_limits(settings), load_ticker_names(settings)
     )
+
+
+def _broker_ready(role: str, reachable: Callable[[], bool]) -> Callable[[], str | None]:
+    """A readiness check: false while the role's broker calls are failing."""
+
+    def check() -> str | None:
+        if reachable():
+            return None
+        return f"the {role} role's broker calls are failing (finmon_broker_up 0)"
+
+    return check
 
 
 def _thread_problem(thread: threading.Thread) -> str | None:

@@ -12,6 +12,11 @@ them, but the ticker and ``overall`` windows of each cover only its own partitio
 aggregator per deployment: at every rebalance the worker exports how many partitions of
 ``news.scored`` it owns against how many there are, and warns when it owns fewer (the
 ``FinMonAggregatorPartial`` alert watches the two gauges).
+
+Broker loss (:class:`~monitor.ingest.health.BrokerWatch`, as in the classify role): polls,
+produces, commits and a log-end probe of ``news.scored`` feed
+``finmon_broker_up{role="aggregate"}``; after ``kafka.broker_exit_after_sec`` of failures ``run``
+raises BrokerLost.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from monitor.errors import InvalidMessage
 from monitor.health import RoleHealth
 from monitor.ingest import kafka_io
 from monitor.ingest.classify_step import OutRecord, RawRecord, dead_letter
+from monitor.ingest.health import BrokerWatch
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
 
@@ -42,6 +48,7 @@ TICK_INTERVAL_SEC = 1.0
 REJECT_LOG_INTERVAL_MS = 10_000  # dead-lettered scored records: one warning per interval at most
 # Dead letters held while the broker does not acknowledge them; past it, consumption pauses.
 MAX_WAITING_DEAD_LETTERS = 1_000
+COMMIT_TIMEOUT_MS = 2_000  # bounded, so a dead broker cannot hang the loop
 
 AlertSink = Callable[[AlertEvent], None]
 
@@ -64,9 +71,21 @@ class AggregateWorker:
     _dead: list[OutRecord] = field(default_factory=list, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False)
     _next_warning_ms: int = field(default=0, init=False)
+    broker: BrokerWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.broker = BrokerWatch("aggregate", self.kafka, self.metrics.broker_up)
+
+    @property
+    def broker_reachable(self) -> bool:
+        """False once broker calls have failed for ``kafka.broker_down_after_sec``. Thread-safe."""
+        return self.broker.reachable
 
     def run(self, stop: threading.Event) -> None:
-        """Consume, window, alert, checkpoint, commit until ``stop`` is set."""
+        """Consume, window, alert, checkpoint, commit until ``stop`` is set.
+
+        Raises BrokerLost once every broker call has failed for ``kafka.broker_exit_after_sec``.
+        """
         kafka_io.ensure_topics(self.kafka, [self.kafka.scored_topic, self.kafka.dlq_topic])
         listener = _CheckpointOnRevoke(self)
         consumer = kafka_io.make_consumer(
@@ -75,6 +94,7 @@ class AggregateWorker:
         listener.consumer = consumer
         self._producer = kafka_io.make_producer(self.kafka)
         self.metrics.up.labels("aggregate").set(1)
+        self.broker.started()
         logger.info("aggregate worker started on %s", self.kafka.scored_topic)
         next_tick = 0.0
         try:
@@ -84,11 +104,15 @@ class AggregateWorker:
                 polled = consumer.poll(
                     timeout_ms=self.kafka.poll_timeout_ms, max_records=self.kafka.max_poll_records
                 )
+                if polled:
+                    self.broker.ok()
                 self._count(polled)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_INTERVAL_SEC
                     self.tick(consumer)
                 self.hold_while_dead_letters_wait(consumer)
+                self.broker.probe(consumer, self.kafka.scored_topic)
+                self.broker.judge()
             self.tick(consumer)
         finally:
             self.metrics.up.labels("aggregate").set(0)
@@ -165,8 +189,10 @@ class AggregateWorker:
                 future.get(timeout=self.kafka.produce_timeout_sec)
         except KafkaError as exc:
             self.metrics.produce_errors.inc()
+            self.broker.failed(exc)
             logger.warning("dead letters not acknowledged (%r); retrying next tick", exc)
             return False
+        self.broker.ok()
         for dead in self._dead:
             self.metrics.dlq_messages.labels(dead.reason or "unknown").inc()
         self._dead.clear()
@@ -210,9 +236,12 @@ class AggregateWorker:
             return events  # not durable yet: commit on a later tick
         if consumer is not None and self._pending:
             try:
-                kafka_io.commit(consumer, self._pending)
+                kafka_io.commit(consumer, self._pending, timeout_ms=COMMIT_TIMEOUT_MS)
                 self._pending.clear()
+                self.broker.ok()
             except Exception as exc:
+                if getattr(exc, "retriable", False):  # a timeout; a rebalance is no broker loss
+                    self.broker.failed(exc)
                 logger.warning("commit rejected (%r); records will be replayed", exc)
         return events
 

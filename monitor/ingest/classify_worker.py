@@ -57,7 +57,7 @@ from monitor.ingest.classify_step import (
     encode_result,
     processing_error,
 )
-from monitor.ingest.health import BrokerHealth, BrokerLost
+from monitor.ingest.health import BrokerWatch
 from monitor.ingest.offsets import OffsetTracker
 from monitor.ingest.throttle import Throttle
 from monitor.metrics import Metrics
@@ -66,8 +66,6 @@ from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary
 
 logger = logging.getLogger(__name__)
 
-PROBE_INTERVAL_SEC = 2.0
-PROBE_TIMEOUT_MS = 1_500
 COMMIT_TIMEOUT_MS = 2_000
 COMMIT_INTERVAL_SEC = 0.5
 # While the model has work, the Kafka thread waits for its results (woken as each batch ends) and
@@ -129,17 +127,15 @@ class ClassifyWorker:
     owner: ModelOwner[Origin] | None = field(default=None, init=False)
     # Name -> ticker dictionary for the entities scored with each item (model.ticker_names).
     names: TickerDictionary = EMPTY_DICTIONARY
-    health: BrokerHealth = field(init=False)
+    broker: BrokerWatch = field(init=False)
 
     def __post_init__(self) -> None:
-        self.health = BrokerHealth(
-            self.kafka.broker_down_after_sec, self.kafka.broker_exit_after_sec
-        )
+        self.broker = BrokerWatch("classify", self.kafka, self.metrics.broker_up)
 
     @property
     def broker_reachable(self) -> bool:
         """False once broker calls have failed for ``kafka.broker_down_after_sec``. Thread-safe."""
-        return self.health.reachable
+        return self.broker.reachable
 
     def run(self, stop: threading.Event) -> None:
         """Poll, classify, produce, commit, until ``stop`` is set. Never raises on bad input.
@@ -165,7 +161,7 @@ class ClassifyWorker:
         pipeline.consumer = consumer
         owner.start()
         self.metrics.up.labels("classify").set(1)
-        self.metrics.broker_up.labels("classify").set(1)
+        self.broker.started()
         logger.info("classify worker started on %s", self.kafka.raw_topic)
         try:
             pipeline.loop(stop)
@@ -200,11 +196,9 @@ class _Pipeline(ConsumerRebalanceListener):
         self.sends: deque[_Send] = deque()
         self.paused = False
         self.closing = False
-        self.health = worker.health
+        self.broker = worker.broker
         self.warnings = Throttle(WARN_INTERVAL_SEC)
-        self._broker_state = "up"
         self._next_commit = 0.0
-        self._next_probe = 0.0
         self._next_poll = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
@@ -230,10 +224,8 @@ class _Pipeline(ConsumerRebalanceListener):
         if now >= self._next_commit:
             self._next_commit = now + COMMIT_INTERVAL_SEC
             self.commit()
-        if now >= self._next_probe:
-            self._next_probe = now + PROBE_INTERVAL_SEC
-            self._probe()
-        self._judge_broker()
+        self._probe()
+        self.broker.judge()
 
     def poll(self) -> None:
         """Poll the broker; while the model works, between polls, wait for its results."""
@@ -249,7 +241,7 @@ class _Pipeline(ConsumerRebalanceListener):
         timeout_ms = BUSY_POLL_TIMEOUT_MS if busy else self.kafka.poll_timeout_ms
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.max_poll_records)
         if polled:
-            self.health.ok()
+            self.broker.ok()
         for partition, records in polled.items():
             self._accept(partition, records)
 
@@ -360,7 +352,7 @@ class _Pipeline(ConsumerRebalanceListener):
             if send.future is None or not send.future.is_done:
                 still.append(send)
             elif send.future.succeeded():
-                self.health.ok()
+                self.broker.ok()
                 self.tracker.done(send.partition, send.offset)
                 self._count(send.out)
             else:
@@ -388,7 +380,7 @@ class _Pipeline(ConsumerRebalanceListener):
             )
             self._attempt(send, now)
             return
-        self.health.failed(exc)
+        self.broker.failed(exc)
         self._warn("produce", "produce to %s failed (%r); re-sending", send.out.topic, exc)
         send.back_off(now)
 
@@ -424,12 +416,12 @@ class _Pipeline(ConsumerRebalanceListener):
             kafka_io.commit(self.consumer, offsets, timeout_ms=COMMIT_TIMEOUT_MS)
             self._observe("commit", started)
             self.tracker.committed(offsets)
-            self.health.ok()
+            self.broker.ok()
         except KafkaError as exc:
             # A rebalance: the new owner re-reads from the last commit (duplicates only). A
             # timeout: the broker is unreachable; the next commit covers these offsets too.
             if getattr(exc, "retriable", False):
-                self.health.failed(exc)
+                self.broker.failed(exc)
             self._warn("commit", "commit failed (%r); will retry or be redelivered", exc)
 
     def drain(self) -> None:
@@ -469,42 +461,13 @@ class _Pipeline(ConsumerRebalanceListener):
 
     # -- broker health and metrics ----------------------------------------------------------
     def _probe(self) -> None:
-        """A broker round trip (log-end offsets of news.raw), which also gives the lag."""
+        """A broker round trip when due (log-end offsets of news.raw), which also gives the lag."""
         if self.consumer is None:
             return
-        try:
-            ends = kafka_io.end_offsets(self.consumer, self.kafka.raw_topic, PROBE_TIMEOUT_MS)
-        except KafkaError as exc:
-            self.health.failed(exc)
-            return
-        if ends is None:
-            return
-        self.health.ok()
-        value = kafka_io.lag_from(self.consumer, ends)
+        ends = self.broker.probe(self.consumer, self.kafka.raw_topic)
+        value = None if ends is None else kafka_io.lag_from(self.consumer, ends)
         if value is not None:
             self.metrics.consumer_lag.labels(self.kafka.classify_group).set(value)
-
-    def _judge_broker(self) -> None:
-        """Gauge, ERROR log and exit follow the broker state (monitor.ingest.health)."""
-        state = self.health.state
-        if state == self._broker_state:
-            return
-        servers = self.kafka.bootstrap_servers
-        if state == "lost":
-            raise BrokerLost(servers, self.health.failing_sec, self.health.last_error)
-        if state == "down":
-            logger.error(
-                "broker at kafka.bootstrap_servers=%r unreachable for %.0f s (last: %s); "
-                "exiting after kafka.broker_exit_after_sec=%.0f s unless it comes back",
-                servers,
-                self.health.failing_sec,
-                self.health.last_error,
-                self.kafka.broker_exit_after_sec,
-            )
-        else:
-            logger.info("broker at %r reachable again", servers)
-        self.metrics.broker_up.labels("classify").set(1 if state == "up" else 0)
-        self._broker_state = state
 
     def _count(self, out: OutRecord) -> None:
         if out.reason is not None:

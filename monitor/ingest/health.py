@@ -6,18 +6,34 @@ with no success in between for ``down_after_sec`` make the broker ``down`` (the 
 ``finmon_broker_up 0`` and logs an ERROR); for ``exit_after_sec``, ``lost`` (the worker raises
 :class:`BrokerLost` and the daemon exits non-zero, so its supervisor restarts it; nothing is
 committed that was not produced, so nothing is lost).
+
+:class:`BrokerWatch` is what every role (classify, aggregate, source) runs: the judgement, a
+log-end probe every ``PROBE_INTERVAL_SEC`` (so an idle role notices a dead broker too), and what a
+change of state does: the ``finmon_broker_up{role}`` gauge, the ERROR log and BrokerLost.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from prometheus_client import Gauge
+
 from monitor.errors import FinMonError
+from monitor.ingest import kafka_io
+from monitor.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
 
 BrokerState = Literal["up", "down", "lost"]
+PROBE_INTERVAL_SEC = 2.0
+PROBE_TIMEOUT_MS = 1_500
 
 
 class BrokerLost(FinMonError):
@@ -71,3 +87,83 @@ class BrokerHealth:
     def reachable(self) -> bool:
         """False once the broker has been failing for ``down_after_sec`` (readiness reads it)."""
         return self.state == "up"
+
+
+@dataclass
+class BrokerWatch:
+    """One role's broker state, judged from its own calls and a periodic probe.
+
+    ``ok`` and ``failed`` may be called from any thread (the source role produces from several);
+    ``probe`` and ``judge`` belong to the role's loop. ``judge`` raises BrokerLost once every call
+    has failed for ``kafka.broker_exit_after_sec``.
+    """
+
+    role: str
+    kafka: KafkaSettings
+    gauge: Gauge  # Metrics.broker_up, labelled by role
+    clock: Callable[[], float] = time.monotonic
+    health: BrokerHealth = field(init=False)
+    _state: BrokerState = field(default="up", init=False)
+    _next_probe: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.health = BrokerHealth(
+            self.kafka.broker_down_after_sec, self.kafka.broker_exit_after_sec, self.clock
+        )
+
+    def started(self) -> None:
+        """The role's clients are up: ``finmon_broker_up{role} 1``."""
+        self.gauge.labels(self.role).set(1)
+
+    def ok(self) -> None:
+        with self._lock:
+            self.health.ok()
+
+    def failed(self, error: object) -> None:
+        with self._lock:
+            self.health.failed(error)
+
+    @property
+    def reachable(self) -> bool:
+        """False once the role's broker calls have failed for ``kafka.broker_down_after_sec``."""
+        return self.health.reachable
+
+    def probe(self, consumer: KafkaConsumer, topic: str) -> dict[TopicPartition, int] | None:
+        """At most every PROBE_INTERVAL_SEC, ask the log-end offsets of ``topic`` (a broker round
+        trip); the offsets when it answered, None when not due, unknown or failed."""
+        now = self.clock()
+        if now < self._next_probe:
+            return None
+        self._next_probe = now + PROBE_INTERVAL_SEC
+        try:
+            ends = kafka_io.end_offsets(consumer, topic, PROBE_TIMEOUT_MS)
+        except KafkaError as exc:
+            self.failed(exc)
+            return None
+        if ends is not None:
+            self.ok()
+        return ends
+
+    def judge(self) -> None:
+        """Gauge and ERROR log follow a change of state; raises BrokerLost when ``lost``."""
+        state = self.health.state
+        if state == self._state:
+            return
+        servers = self.kafka.bootstrap_servers
+        if state == "lost":
+            raise BrokerLost(servers, self.health.failing_sec, self.health.last_error)
+        if state == "down":
+            logger.error(
+                "%s role: broker at kafka.bootstrap_servers=%r unreachable for %.0f s (last: %s); "
+                "exiting after kafka.broker_exit_after_sec=%.0f s unless it comes back",
+                self.role,
+                servers,
+                self.health.failing_sec,
+                self.health.last_error,
+                self.kafka.broker_exit_after_sec,
+            )
+        else:
+            logger.info("%s role: broker at %r reachable again", self.role, servers)
+        self.gauge.labels(self.role).set(1 if state == "up" else 0)
+        self._state = state

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from monitor.ingest.health import BrokerWatch
 from monitor.sources.errors import ProduceError
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,17 @@ class AckProducer:
     """One KafkaProducer shared by every source of the process (thread-safe)."""
 
     def __init__(
-        self, producer: KafkaProducer, topic: str, *, timeout_sec: float, max_in_flight_items: int
+        self,
+        producer: KafkaProducer,
+        topic: str,
+        *,
+        timeout_sec: float,
+        max_in_flight_items: int,
+        broker: BrokerWatch | None = None,
     ) -> None:
+        """``broker``: told of every acknowledged produce and every retriable failure."""
         self.producer = producer
+        self.broker = broker
         self.topic = topic
         self.timeout_sec = timeout_sec
         self.max_in_flight_items = max_in_flight_items
@@ -86,7 +95,11 @@ class AckProducer:
             for future in futures:
                 future.get(timeout=self.timeout_sec)
         except KafkaError as exc:
+            if self.broker is not None and exc.retriable:  # not a refused record: the broker
+                self.broker.failed(exc)
             raise ProduceError(f"{type(exc).__name__}: {exc}") from exc
+        if self.broker is not None:
+            self.broker.ok()
 
     def close(self, timeout_sec: float = 5.0) -> None:
         """Flush and close; items still unacknowledged are given up (their positions stay old)."""

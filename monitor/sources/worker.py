@@ -3,6 +3,9 @@
 :meth:`SourceRole.run` blocks until its stop event is set, then stops the scheduler (a poll in
 progress finishes and commits), the push server and the drop folder, and closes the producer.
 ``board`` tells health checks what each source did last; ``board.alive`` is True while it runs.
+Broker loss (``broker``, :class:`~monitor.ingest.health.BrokerWatch`): produces and a log-end
+probe of ``news.raw`` every few seconds feed ``finmon_broker_up{role="source"}``; after
+``kafka.broker_exit_after_sec`` of failures ``run`` raises BrokerLost.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from kafka import KafkaConsumer
 
 from monitor.contract import DEFAULT_LIMITS, DecodeLimits
+from monitor.ingest.health import PROBE_INTERVAL_SEC, BrokerWatch
 from monitor.ingest.kafka_io import ensure_topics, make_producer, require_broker
 from monitor.metrics import Metrics
 from monitor.settings import FeedSettings, Settings
@@ -120,6 +125,7 @@ class SourceRole:
         self.board = board or SourceBoard()
         self.push: PushServer | None = None
         self.producer: AckProducer | None = None
+        self.broker = BrokerWatch("source", settings.kafka, metrics.broker_up)
 
     @classmethod
     def from_settings(
@@ -143,6 +149,7 @@ class SourceRole:
             kafka.raw_topic,
             timeout_sec=kafka.produce_timeout_sec,
             max_in_flight_items=self.settings.sources.push.max_in_flight_items,
+            broker=self.broker,
         )
 
     def _schedule(self, store: FeedStore, producer: AckProducer) -> FeedSchedule | None:
@@ -183,7 +190,22 @@ class SourceRole:
             drop, producer, self.metrics, self.board, dictionary=self.dictionary, limits=self.limits
         )
 
+    def _probe_consumer(self) -> KafkaConsumer:
+        """A consumer outside any group, for the log-end probe of ``news.raw``."""
+        kafka = self.settings.kafka
+        probe = KafkaConsumer(**kafka.client_config())
+        probe.partitions_for_topic(kafka.raw_topic)  # metadata now, while the broker answers
+        return probe
+
+    def _watch_broker(self, stop: threading.Event, probe: KafkaConsumer) -> None:
+        """Until ``stop``: probe the broker and judge it. Raises BrokerLost."""
+        while not stop.wait(PROBE_INTERVAL_SEC):
+            self.broker.probe(probe, self.settings.kafka.raw_topic)
+            self.broker.judge()
+
     def run(self, stop: threading.Event) -> None:
+        """Run every configured source until ``stop`` is set. Raises BrokerLost once every
+        broker call has failed for ``kafka.broker_exit_after_sec``."""
         state_dir = Path(self.settings.state.dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         store = FeedStore(
@@ -191,8 +213,10 @@ class SourceRole:
             retention_ms=int(self.settings.sources.dedup_retention_sec * 1000),
         )
         self.producer = producer = self._producer()
+        probe = self._probe_consumer()
         schedule: FeedSchedule | None = None
         threads: list[threading.Thread] = []
+        halt = threading.Event()  # ends the drop folder whether the role stops or fails
         try:
             schedule, self.push = self._schedule(store, producer), self._push(producer)
             drop = self._drop_folder(producer)
@@ -201,17 +225,19 @@ class SourceRole:
             if self.push is not None:
                 self.push.start()
             if drop is not None:
-                threads.append(_thread("finmon-dropfolder", drop.run, stop))
+                threads.append(_thread("finmon-dropfolder", drop.run, halt))
             self.board.alive = True
             self.metrics.up.labels("source").set(1)
+            self.broker.started()
             logger.info(
                 "source role: %d feed(s), push %s, drop folder %s",
                 len(self.settings.sources.feeds),
                 "on" if self.push else "off",
                 "on" if drop else "off",
             )
-            stop.wait()
+            self._watch_broker(stop, probe)
         finally:
+            halt.set()
             self.board.alive = False
             self.metrics.up.labels("source").set(0)
             if self.push is not None:
@@ -221,6 +247,7 @@ class SourceRole:
             for thread in threads:
                 thread.join(30)
             producer.close()
+            probe.close()
             store.close()
 
 

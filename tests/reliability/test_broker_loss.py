@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.broker import EmbeddedBroker, free_port
 from monitor.settings import KafkaSettings
@@ -157,4 +158,65 @@ def test_broker_kill_flags_down_then_the_daemon_exits_non_zero(
         recover_sec=None,
         note=f"finmon_broker_up 0 after {flagged:.1f} s; exit status 1 after {exited:.1f} s "
         "(a supervisor restarts it)",
+    ).report()  # fmt: skip
+
+
+def _readiness(port: int) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ["aggregate", "source"])
+def test_broker_kill_flags_the_role_down_then_it_exits_non_zero(role: str, tmp_path: Path) -> None:
+    """The roles without a model watch the broker as the classify role does (issue 28)."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    kafka = unique_kafka_settings(
+        broker.bootstrap_servers, broker_down_after_sec=3, broker_exit_after_sec=15
+    )
+    port = free_port()
+    config = tmp_path / "finmon.yaml"
+    body = {
+        "kafka": kafka.model_dump(),
+        "metrics": {"enabled": True, "port": port},
+        "state": {"dir": str(tmp_path / "state")},
+        "sources": {"drop_folder": {"dir": str(drop)}},
+    }
+    config.write_text(yaml.safe_dump(body))
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log, role=role)
+    try:
+        started = wait_for(lambda: scrape(port, BROKER_UP) == 1 and _readiness(port)[0] == 200, 120)
+        assert started is not None, log.read_text()[-3000:]
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        flagged = wait_for(lambda: scrape(port, BROKER_UP) == 0, 60)
+        assert flagged is not None, log.read_text()[-3000:]
+        status, reasons = _readiness(port)
+        code = daemon.wait(120)
+        exited = time.monotonic() - killed
+    finally:
+        broker.stop()
+        stop(daemon)
+    text = log.read_text()
+    assert status == 503 and f"the {role} role's broker calls are failing" in reasons, reasons
+    assert code == 1, text[-3000:]
+    assert f"ERROR monitor.ingest.health: {role} role: broker at kafka.bootstrap_servers" in text
+    assert "failed every call" in text, text[-3000:]
+    Figures(
+        f"broker kill -9 under `finmon run --role {role}` (broker_down_after_sec 3, "
+        "broker_exit_after_sec 15)",
+        sent=0, scored=0, dead_lettered=0, lost=0, duplicates=0,
+        recover_sec=None,
+        note=f"finmon_broker_up{{role={role!r}}} 0 and /readyz 503 after {flagged:.1f} s; exit "
+        f"status 1 after {exited:.1f} s (start-up {started:.1f} s)",
     ).report()  # fmt: skip

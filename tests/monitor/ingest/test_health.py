@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from monitor.ingest.health import BrokerHealth
+import pytest
+from kafka import TopicPartition
+from kafka.errors import KafkaTimeoutError
+
+from monitor.ingest.health import PROBE_INTERVAL_SEC, BrokerHealth, BrokerLost, BrokerWatch
 from monitor.ingest.throttle import Throttle, ThrottleFilter
+from monitor.metrics import Metrics
+from monitor.settings import KafkaSettings
 
 
 class Clock:
@@ -42,6 +48,57 @@ def test_one_success_ends_the_streak() -> None:
     health.failed("y")
     clock.now = 110
     assert health.state == "up"  # a new streak, 10 s old
+
+
+class ProbedConsumer:
+    """The two consumer calls the probe makes, answering from memory or timing out."""
+
+    def __init__(self) -> None:
+        self.answers = True
+        self.calls = 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+    def end_offsets(self, parts: list[TopicPartition], timeout_ms: int) -> dict:
+        self.calls += 1
+        if not self.answers:
+            raise KafkaTimeoutError("no answer")
+        return {tp: 7 for tp in parts}
+
+
+def test_broker_watch_sets_the_role_gauge_logs_and_exits(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    kafka = KafkaSettings(broker_down_after_sec=3, broker_exit_after_sec=15)
+    watch = BrokerWatch("aggregate", kafka, metrics.broker_up, clock=clock)
+    consumer = ProbedConsumer()
+
+    def up() -> float | None:
+        return metrics.registry.get_sample_value("finmon_broker_up", {"role": "aggregate"})
+
+    watch.started()
+    assert watch.probe(consumer, "s") == {TopicPartition("s", 0): 7} and up() == 1
+    assert watch.probe(consumer, "s") is None and consumer.calls == 1  # not due yet
+    consumer.answers = False
+    for probes in (1, 2, 3):
+        clock.now = probes * PROBE_INTERVAL_SEC
+        watch.probe(consumer, "s")
+        watch.judge()
+        assert up() == (1 if probes < 3 else 0)  # failing for 0, 2, then 4 s (down after 3)
+    assert not watch.reachable
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "aggregate role" in error and "kafka.bootstrap_servers" in error
+    consumer.answers = True
+    clock.now = 4 * PROBE_INTERVAL_SEC
+    watch.probe(consumer, "s")
+    watch.judge()
+    assert up() == 1 and watch.reachable
+    watch.failed(KafkaTimeoutError("produce"))
+    clock.now += 15
+    with pytest.raises(BrokerLost, match=r"kafka\.broker_exit_after_sec"):
+        watch.judge()
 
 
 def test_throttle_allows_one_per_interval_and_counts_the_rest() -> None:
