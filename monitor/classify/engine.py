@@ -274,23 +274,50 @@ class TorchClassifier:
         inverse = torch.empty(len(rows), dtype=torch.long)
         inverse[torch.tensor(rows)] = torch.arange(len(rows))
         probs = {task: torch.cat(chunks)[inverse] for task, chunks in parts.items()}
+        # One conversion per task; a text of one window (most) takes its row as it is, which is
+        # what the weighted mean of one row gives, without torch calls per text.
+        rows_of = {task: values.tolist() for task, values in probs.items()}
+        entity_rows = entity_probs.tolist()
         out = []
         cursor = 0
         for owned, (_, queries), where in zip(owners, items, placements, strict=True):
             found = []
             for query, placed in zip(queries, where, strict=True):
-                mean = entity_probs[cursor : cursor + len(placed)].mean(dim=0) if placed else None
+                if len(placed) == 1:
+                    mean: list[float] | None = entity_rows[cursor]
+                else:
+                    window = entity_probs[cursor : cursor + len(placed)]
+                    mean = window.mean(dim=0).tolist() if placed else None
                 cursor += len(placed)
                 found.append(self._entity(query, mean))
-            out.append(self._combine(probs, owned, tuple(found)))
+            if len(owned) == 1:
+                out.append(self._one_window(rows_of, owned[0], tuple(found)))
+            else:
+                out.append(self._combine(probs, owned, tuple(found)))
         self._observe("postprocess", started)
         return out
 
-    def _entity(self, query: EntityQuery, mean: torch.Tensor | None) -> EntityPrediction:
+    def _entity(self, query: EntityQuery, mean: list[float] | None) -> EntityPrediction:
         if mean is None:
             return EntityPrediction(query.name, query.ticker, {}, found=False)
-        probs = dict(zip(self._labels[ENTITY], mean.tolist(), strict=True))
+        probs = dict(zip(self._labels[ENTITY], mean, strict=True))
         return EntityPrediction(query.name, query.ticker, probs)
+
+    def _one_window(
+        self,
+        rows_of: dict[str, list[list[float]]],
+        row: int,
+        entities: tuple[EntityPrediction, ...],
+    ) -> Prediction:
+        per_task = {
+            task: dict(zip(self._labels[task], rows_of[task][row], strict=True))
+            if task in rows_of
+            else dict(UNKNOWN_PROBS)
+            for task in TASKS
+        }
+        return Prediction(
+            topic_probs=per_task["topic"], sentiment_probs=per_task["sentiment"], entities=entities
+        )
 
     def _forward(
         self, batch: list[list[int]], asks: list[tuple[int, int, int, int]]
