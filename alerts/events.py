@@ -68,3 +68,35 @@ class AlertEvent:
             ],
             "labels": dict(self.labels),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertEvent:
+        """The event :meth:`to_dict` wrote (``idempotency_key`` is derived, so ignored)."""
+        heads = tuple(
+            Headline(
+                str(h["id"]),
+                str(h["headline"]),
+                float(h["negative_prob"]),
+                int(h["published_at_ms"]),
+            )
+            for h in data.get("headlines", ())
+        )
+        fields = {k: data[k] for k in _SCALARS}
+        return cls(**fields, headlines=heads, labels=dict(data.get("labels", {})))
+
+
+_SCALARS = (
+    "rule",
+    "key_kind",
+    "key",
+    "status",
+    "severity",
+    "window_start_ms",
+    "window_end_ms",
+    "value",
+    "baseline",
+    "score",
+    "volume",
+    "summary",
+    "at_ms",
+)

@@ -170,6 +170,15 @@ class Outbox:
                 (attempts, next_attempt_sec, error[:500], row_id),
             )
 
+    def finished(self, idempotency_key: str, status: str) -> bool:
+        """True once every row of this transition is delivered or failed (none pending)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state FROM outbox WHERE idempotency_key = ? AND status = ?",
+                (idempotency_key, status),
+            ).fetchall()
+        return bool(rows) and all(r[0] != "pending" for r in rows)
+
     def pending_count(self) -> int:
         with self._lock:
             (count,) = self._db.execute(_PENDING).fetchone()

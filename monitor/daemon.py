@@ -25,7 +25,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.events import AlertEvent
 from alerts.notify import WebhookNotifier
+from monitor.aggregate.changelog import StateCache
 from monitor.aggregate.engine import Aggregator, from_settings
+from monitor.aggregate.labels import known_topics
+from monitor.aggregate.partitioned import PartitionedWorker
 from monitor.aggregate.worker import AggregateWorker
 from monitor.classify.batcher import BatchPolicy
 from monitor.classify.longtext import LongTextPolicy
@@ -153,7 +156,8 @@ class Daemon:
         aggregator = notifier = None
         if role in ("aggregate", "all"):
             Path(settings.state.dir).mkdir(parents=True, exist_ok=True)
-            aggregator = from_settings(settings, metrics)
+            if settings.aggregate.mode == "single":
+                aggregator = from_settings(settings, metrics)
             if settings.alerts.webhook_urls:
                 notifier = WebhookNotifier(
                     settings.alerts, Path(settings.state.dir) / OUTBOX_FILE, metrics=metrics
@@ -209,6 +213,8 @@ class Daemon:
             self._start_classify(self.classifier)
         if self.aggregator is not None:
             self._start_aggregate(self.aggregator)
+        elif cfg.role in ("aggregate", "all") and cfg.aggregate.mode == "partitioned":
+            self._start_partitioned()
         self._start_sources()
         if cfg.metrics.enabled:
             self._start_server()
@@ -287,6 +293,24 @@ class Daemon:
         self.health.check(
             "broker.aggregate", _broker_ready("aggregate", lambda: worker.broker_reachable)
         )
+        self._spawn("aggregate", worker.run)
+
+    def _start_partitioned(self) -> None:
+        cfg = self.settings
+        outbox = self.notifier.outbox if self.notifier is not None else None
+        worker = PartitionedWorker(
+            cfg.kafka,
+            cfg.aggregate,
+            self.metrics,
+            StateCache(Path(cfg.state.dir) / cfg.aggregate.changelog_cache_file),
+            self._sinks(),
+            settled=(lambda e: outbox.finished(e.idempotency_key, e.status)) if outbox else None,
+            topics=known_topics(cfg),
+            top_headlines=cfg.alerts.top_headlines,
+            health=RoleHealth.register(self.health, "aggregate"),
+            restored=self.health.condition("aggregate.restore", "partitions not restored yet"),
+        )
+        self.metrics.register_collector(worker.collector())
         self._spawn("aggregate", worker.run)
 
     def join(self, timeout_sec: float | None = None) -> None:

@@ -50,6 +50,10 @@ class Metrics:
     last_item_timestamp_seconds: Gauge
     owned_partitions: Gauge
     stream_partitions: Gauge
+    restore_seconds: Histogram
+    restoring_partitions: Gauge
+    changelog_records: Counter
+    partial_bundles: Counter
     # alerts
     alerts_raised: Counter
     webhook_deliveries: Counter
@@ -205,6 +209,32 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         stream_partitions=Gauge(
             "finmon_aggregate_stream_partitions",
             "Partitions news.scored has, as the aggregator last saw at a rebalance.",
+            registry=reg,
+        ),
+        restore_seconds=Histogram(
+            "finmon_aggregate_restore_seconds",
+            "Seconds from a partition's assignment until its state caught up with its changelog "
+            "(aggregate.mode partitioned), by stage (first: news.scored, second: partials).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS_SEC,
+            registry=reg,
+        ),
+        restoring_partitions=Gauge(
+            "finmon_aggregate_restoring_partitions",
+            "Assigned partitions still restoring their state (paused; /readyz fails meanwhile).",
+            registry=reg,
+        ),
+        changelog_records=Counter(
+            "finmon_aggregate_changelog_records_total",
+            "State records written to (write) or read back from (restore) the changelog topics.",
+            ["stage", "direction"],
+            registry=reg,
+        ),
+        partial_bundles=Counter(
+            "finmon_aggregate_partial_bundles_total",
+            "Partial-aggregate records produced to kafka.partials_topic (sent) or skipped as "
+            "already applied (duplicate).",
+            ["outcome"],
             registry=reg,
         ),
         alerts_raised=Counter(

@@ -44,6 +44,8 @@ class KafkaSettings(_Frozen):
     raw_topic: str = "news.raw"
     scored_topic: str = "news.scored"
     dlq_topic: str = "news.dlq"
+    # aggregate.mode partitioned: partial window aggregates, routed by ticker or `overall`.
+    partials_topic: str = "news.partials"
     classify_group: str = "finmon-classify"
     aggregate_group: str = "finmon-aggregate"
     client_id: str = "finmon"
@@ -217,6 +219,17 @@ class AggregateSettings(_Frozen):
     max_fill_windows: int = Field(default=120, ge=1)
     # SQLite file under state.dir holding windows, baselines, rule states and recent ids.
     state_file: str = "aggregate.sqlite"
+    # single: one aggregator holds every window (state in state_file). partitioned: any number
+    # of aggregators in kafka.aggregate_group; per-partition state in changelog topics (local
+    # SQLite changelog_cache_file as a cache), ticker and overall windows as a second stage fed
+    # by kafka.partials_topic (docs/scaling.md).
+    mode: Literal["single", "partitioned"] = "single"
+    # partitioned: how often partials are emitted and both stages checkpoint and commit.
+    commit_interval_ms: int = Field(default=2_000, ge=100)
+    # partitioned: alert transitions a partition's state keeps until the outbox has finished
+    # them, re-submitted by the aggregator that takes the partition over.
+    max_unsettled_alerts: int = Field(default=256, ge=1)
+    changelog_cache_file: str = "aggregate-changelog.sqlite"
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> AggregateSettings:

@@ -45,7 +45,14 @@ from monitor.aggregate.labels import TopicLabels, known_topics, tracked_tickers
 from monitor.aggregate.params import alert_policy, spike_params, story_params, surge_params
 from monitor.aggregate.store import SqliteStateStore, StateStore
 from monitor.aggregate.track import KeyTrack
-from monitor.aggregate.windows import OVERALL_KEY, KeyId, WindowStats, window_end, window_start
+from monitor.aggregate.windows import (
+    OVERALL_KEY,
+    KeyId,
+    WindowAccumulator,
+    WindowStats,
+    window_end,
+    window_start,
+)
 from monitor.contract import ScoredItem
 from monitor.metrics import Metrics
 from monitor.settings import AggregateSettings, Settings
@@ -202,6 +209,50 @@ class Aggregator:
 
     def _new_track(self, key: KeyId, event_ms: int) -> KeyTrack:
         return new_track(self.settings, key, event_ms, self.top_headlines)
+
+    # -- two stages (monitor.aggregate.partitioned) ------------------------------------------
+
+    def drain_partials(self) -> list[tuple[KeyId, int, WindowAccumulator]]:
+        """Stage one: take every open window of every key as a partial aggregate, oldest window
+        first per key, and forget the tracks (stage one runs no detectors). Never blocks."""
+        partials = [
+            (key, start, acc)
+            for key, track in self.tracks.items()
+            for start, acc in sorted(track.open.items())
+        ]
+        self.tracks.clear()
+        self._tickers = 0
+        return partials
+
+    @property
+    def front_ms(self) -> list[int]:
+        """The highest event times seen (at most ``watermark_quorum_items``), ascending."""
+        return sorted(self._front_ms)
+
+    def merge_fronts(self, fronts: Iterable[Iterable[int]], hold_ms: int | None = None) -> None:
+        """Stage two: event time from the fronts of every source partition. The quorum-th highest
+        of their union is the quorum-th highest of all items: the single-stage event time; with
+        ``hold_ms`` it goes no further (a source partition that lags holds it back)."""
+        quorum = self.settings.watermark_quorum_items
+        front = sorted(heapq.nlargest(quorum, (t for f in fronts for t in f)))
+        self._front_ms = front if hold_ms is None else [min(t, hold_ms) for t in front]
+        if self.event_time_ms is not None:
+            self._raise_watermark(self.event_time_ms - self.settings.allowed_lateness_ms)
+
+    def merge_partial(self, key: KeyId, start_ms: int, acc: WindowAccumulator, now_ms: int) -> bool:
+        """Stage two: merge one partial window aggregate; False when its window has already closed
+        (a topic partial's items are then counted as late; the ticker and overall partials of the
+        same items are not counted twice). Never blocks."""
+        if acc.volume:
+            self.last_item_wall_ms = now_ms
+        if self._is_late(start_ms):
+            if self.metrics is not None and key[0] == "topic":
+                self.metrics.late_items.labels(key[1]).inc(acc.volume)
+            return False
+        if key not in self.tracks and not self._open_track(key, start_ms):
+            return True
+        self.tracks[key].merge(start_ms, acc)
+        return True
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -58,6 +58,14 @@ class KeyTrack:
             acc = self.open[start] = WindowAccumulator(top_n=self.top_n)
         acc.add(sentiment, score, neg_prob, head, repeat=repeat)
 
+    def merge(self, start_ms: int, partial: WindowAccumulator) -> None:
+        """Merge a partial aggregate of the window starting at ``start_ms`` (two-stage path)."""
+        self.next_start_ms = min(self.next_start_ms, start_ms)
+        acc = self.open.get(start_ms)
+        if acc is None:
+            acc = self.open[start_ms] = WindowAccumulator(top_n=self.top_n)
+        acc.merge(partial)
+
     @property
     def active(self) -> bool:
         return any(w.state.active for w in self.watches.values())

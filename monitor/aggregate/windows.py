@@ -97,11 +97,30 @@ class WindowAccumulator:
         self.weight += conf
         if self.top_n <= 0 or repeat:
             return
-        entry = (negative_prob, head.id, head.headline, head.published_at_ms)
+        self._keep((negative_prob, head.id, head.headline, head.published_at_ms))
+
+    def _keep(self, entry: tuple[float, str, str, int]) -> None:
         if len(self.top) < self.top_n:
             heapq.heappush(self.top, entry)
         elif entry > self.top[0]:
             heapq.heapreplace(self.top, entry)
+
+    def merge(self, other: WindowAccumulator) -> None:
+        """Add another accumulator of the same key and window (a partial from another
+        partition): counts and sums add, the top headlines are the top of both."""
+        for sentiment, count in other.counts.items():
+            self.counts[sentiment] = self.counts.get(sentiment, 0) + count
+        self.weighted_score += other.weighted_score
+        self.weight += other.weight
+        self.repeats += other.repeats
+        self.repeat_negative += other.repeat_negative
+        if self.top_n > 0:
+            for entry in other.top:
+                self._keep(entry)
+
+    @property
+    def volume(self) -> int:
+        return sum(self.counts.values())
 
     def result(self, key: KeyId, start_ms: int, end_ms: int) -> WindowStats:
         volume = sum(self.counts.values())

@@ -105,6 +105,11 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
     )
 
 
+def make_admin(settings: KafkaSettings) -> KafkaAdminClient:
+    """An admin client (topic creation and description); close it after use."""
+    return KafkaAdminClient(**settings.client_config())
+
+
 def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> None:
     """Create missing topics (when ``kafka.create_topics`` is on); existing ones are kept."""
     if not settings.create_topics:
