@@ -14,6 +14,7 @@ import typer
 
 from alerts.cli import register as register_alerts
 from monitor.aggregate.cli import register as register_aggregate
+from monitor.aggregate.scale_bench import register as register_aggregate_bench
 from monitor.classify.cli import register as register_classify
 from monitor.daemon_cli import register as register_daemon
 from monitor.ops_bench import register as register_ops_bench
@@ -40,6 +41,7 @@ def build_app() -> tuple[typer.Typer, typer.Typer]:
     register_classify(bench)
     register_sources(bench)
     register_ops_bench(bench)
+    register_aggregate_bench(bench)
     for plugin in entry_points(group=COMMANDS_GROUP):
         plugin.load()(app, bench)
     return app, bench
