@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import pytest
 
@@ -30,6 +31,22 @@ def test_zero_sized_cache_stores_nothing() -> None:
     cache = PredictionCache(max_items=0)
     cache.put("a", pred(0.1))
     assert cache.get("a") is None
+
+
+def test_cache_holds_a_digest_not_the_text() -> None:
+    """Memory is bounded by the entry count, whatever the texts' length (up to 1 MB each)."""
+    cache = PredictionCache(max_items=100)
+    shared = pred(0.1)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50):
+            cache.put(f"{i} " + "x" * 100_000, shared)
+        held_bytes = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held_bytes < 100_000  # the 50 texts alone are 5 MB
+    assert cache.get("7 " + "x" * 100_000) is shared and cache.get("7 x") is None
 
 
 def test_short_text_is_one_window() -> None:
