@@ -133,5 +133,11 @@ class AggregateProcess:
         (line,) = [x for x in status.splitlines() if x.startswith("VmRSS:")]
         return int(line.split()[1]) / 1024
 
+    def maps(self, library: str) -> list[str]:
+        """The process's memory mappings of files whose path contains ``library`` (Linux)."""
+        assert self.proc is not None
+        lines = Path(f"/proc/{self.proc.pid}/maps").read_text().splitlines()
+        return sorted({line.split()[-1] for line in lines if library in line.split()[-1]})
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""

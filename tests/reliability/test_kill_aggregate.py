@@ -34,9 +34,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 W = 2_000
 WINDOWS = 90
 BURSTS = {"Earnings": (20, 50), "Macro": (35, 65)}
-# Three in CI (each restart imports torch: about 25 s on a busy 2-core machine); the figures in
-# docs/reliability.md come from RELIABILITY_KILLS=10.
-KILLS = int(os.environ.get("RELIABILITY_KILLS", "3"))
+# Ten, as issue 28 asks: the aggregate role imports no torch, so a restart takes seconds, not the
+# 25 to 60 s of `import torch` on a busy 2-core machine (RELIABILITY_KILLS overrides).
+KILLS = int(os.environ.get("RELIABILITY_KILLS", "10"))
 AGGREGATE = {
     "window_ms": W,
     "allowed_lateness_ms": 500,
@@ -100,6 +100,7 @@ def test_kill_9_during_a_stream_loses_no_alert(broker: EmbeddedBroker, tmp_path:
         agg = AggregateProcess.write(tmp_path, kafka, aggregate=AGGREGATE, alerts=alerts)
         agg.start()
         startups = [agg.wait_up()]
+        assert not agg.maps("libtorch"), "the aggregate role loaded torch"
         done = threading.Event()
         producer = threading.Thread(
             target=feed, args=(broker.bootstrap_servers, kafka.scored_topic, values, done)
