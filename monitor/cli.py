@@ -17,6 +17,7 @@ from monitor.aggregate.cli import register as register_aggregate
 from monitor.aggregate.scale_bench import register as register_aggregate_bench
 from monitor.classify.cli import register as register_classify
 from monitor.daemon_cli import register as register_daemon
+from monitor.memory import bound_native_caches, limit_malloc_arenas
 from monitor.ops_bench import register as register_ops_bench
 from monitor.sources.cli import register as register_sources
 
@@ -56,4 +57,7 @@ def main(app: typer.Typer | None = None) -> None:
     trains = sys.argv[1:2] == ["train"] or sys.argv[1:3] == ["bench", "train"]
     if "torch" not in sys.modules and not trains:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # Bounded memory in long-running serving processes (monitor/memory.py).
+        bound_native_caches(os.environ)
+        limit_malloc_arenas(os.environ)
     (app or build_app()[0])()
