@@ -17,6 +17,14 @@ Broker loss (:class:`~monitor.ingest.health.BrokerWatch`, as in the classify rol
 produces, commits and a log-end probe of ``news.scored`` feed
 ``finmon_broker_up{role="aggregate"}``; after ``kafka.broker_exit_after_sec`` of failures ``run``
 raises BrokerLost.
+
+Rebalances: kafka-python 3 runs the rebalance listener on its network thread while ``poll`` waits,
+where a blocking commit raises ("Cannot block on net.run()"). So on revocation the worker
+checkpoints (windows, alerts and the id set, to SQLite; dead letters to the broker) without
+committing, and carries the revoked partitions' offsets; partitions assigned back (under the eager
+protocol, every rebalance revokes all of them) are sought to those offsets and committed on the
+poll thread at the next tick. A partition that moved to another member resumes there from the last
+commit.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ class AggregateWorker:
     clock_ms: Callable[[], int] = wall_ms
     health: RoleHealth | None = None
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _carried: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     _dead: list[OutRecord] = field(default_factory=list, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False)
     _next_warning_ms: int = field(default=0, init=False)
@@ -218,6 +227,23 @@ class AggregateWorker:
         for tp in partitions:
             self._pending.pop(tp, None)
 
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """On the network thread (``poll`` waits): checkpoint everything counted, without a
+        commit, and carry the revoked partitions' offsets over the rebalance."""
+        self.tick(None)
+        for tp in partitions:
+            if tp in self._pending:
+                self._carried[tp] = self._pending.pop(tp)
+
+    def reassigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions assigned back resume after what was counted (their records are in the
+        checkpoint) and are committed at the next tick; the rest of the carry is dropped."""
+        for tp in partitions:
+            if tp in self._carried:
+                offset = self._pending[tp] = self._carried[tp]
+                consumer.seek(tp, offset)
+        self._carried.clear()
+
     def tick(self, consumer: KafkaConsumer | None = None) -> list[AlertEvent]:
         """Close due windows, deliver alerts durably, checkpoint, then commit."""
         events = self.aggregator.advance(self.clock_ms())
@@ -247,7 +273,8 @@ class AggregateWorker:
 
 
 class _CheckpointOnRevoke(ConsumerRebalanceListener):
-    """Before partitions move to another aggregator, checkpoint and commit what was counted."""
+    """Before partitions move, checkpoint what was counted; offsets of partitions assigned back
+    are committed on the poll thread (the listener runs on kafka-python's network thread)."""
 
     def __init__(self, worker: AggregateWorker) -> None:
         self.worker = worker
@@ -255,12 +282,21 @@ class _CheckpointOnRevoke(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if revoked:
-            self.worker.tick(self.consumer)
-            self.worker.forget(revoked)
+            self.worker.revoked(revoked)
             self._note_ownership(lost=revoked)
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Evicted from the group: another member may read these already; resume from the last
+        commit (the id set, checkpointed here, skips what was counted)."""
+        if lost:
+            self.worker.tick(None)
+            self.worker.forget(lost)
+            self._note_ownership(lost=lost)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("aggregating partitions %s", sorted(str(tp) for tp in assigned))
+        if self.consumer is not None:
+            self.worker.reassigned(self.consumer, assigned)
         if self.worker.health is not None:
             self.worker.health.note_assignment(assigned)
         self._note_ownership(gained=assigned)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from alerts.events import AlertEvent
 from monitor.aggregate.engine import Aggregator
@@ -19,7 +20,7 @@ from monitor.broker import EmbeddedBroker
 from monitor.contract import DLQ_REASON_HEADER
 from monitor.metrics import Metrics, build_metrics
 from monitor.settings import AggregateSettings
-from tests.kafka_helpers import drain, produce, unique_kafka_settings
+from tests.kafka_helpers import committed_through, drain, produce, unique_kafka_settings
 from tests.polling import wait_until
 
 
@@ -189,3 +190,71 @@ def test_consumption_pauses_while_too_many_dead_letters_wait(metrics: Metrics) -
     worker._dead.clear()  # the broker acknowledged them
     worker.hold_while_dead_letters_wait(consumer)
     assert consumer.held == set()
+
+
+def _feed(bootstrap: str, topic: str, count: int, done: threading.Event) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for start in range(0, count, 20):
+        for i in range(start, min(count, start + 20)):
+            producer.send(topic, value=_scored(i))
+        producer.flush(30)
+        time.sleep(0.1)
+    producer.close()
+    done.set()
+
+
+@pytest.mark.integration
+def test_a_rebalance_mid_stream_counts_every_record_once_and_commits_them(
+    broker: EmbeddedBroker, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kafka-python 3 runs the rebalance listener on its network thread, where a commit raises
+    ("Cannot block on net.run()"): the worker checkpoints there and commits on the poll thread."""
+    kafka = unique_kafka_settings(broker.bootstrap_servers)  # news.scored with 3 partitions
+    worker = AggregateWorker(kafka, Aggregator(AggregateSettings(), metrics=metrics), metrics)
+    stop, fed = threading.Event(), threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    count = 600
+    caplog.set_level(logging.INFO)
+    thread.start()
+    try:
+        assert wait_until(lambda: _owned(metrics) == 3, 60.0, 0.2)
+        feeder = threading.Thread(
+            target=_feed, args=(broker.bootstrap_servers, kafka.scored_topic, count, fed)
+        )
+        feeder.start()
+        # A member joins mid-stream and leaves: two rebalances while records are counted.
+        other = KafkaConsumer(
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=kafka.aggregate_group,
+            enable_auto_commit=False,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        )
+        other.subscribe([kafka.scored_topic])
+        deadline = time.monotonic() + 60
+        while not other.assignment() and time.monotonic() < deadline:
+            other.poll(200)
+        joined = bool(other.assignment())
+        other.close(autocommit=False)
+        feeder.join(120)
+
+        def all_counted() -> bool:
+            return _counted(metrics) >= count and committed_through(
+                broker.bootstrap_servers, kafka.aggregate_group, kafka.scored_topic
+            )
+
+        settled = wait_until(all_counted, 120.0, 0.5)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert joined and fed.is_set()
+    assert settled, (_counted(metrics), count)
+    assert _counted(metrics) == count  # each record once: replays are skipped by the id set
+    assert "Cannot block" not in caplog.text
+
+
+def _counted(metrics: Metrics) -> float:
+    value = metrics.registry.get_sample_value(
+        "finmon_aggregate_items_total", {"topic": "Earnings", "sentiment": "neutral"}
+    )
+    return value or 0.0
