@@ -22,6 +22,8 @@ from tests.reliability.scored_stream import AGGREGATE, expected, feed, stream
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RESTORED = "finmon_aggregate_changelog_records_total"
+# Waits on a loaded 2-core machine: each is an upper bound on an event, never a sleep.
+UP_SEC, CHECKPOINT_SEC, ALERTS_SEC = 180.0, 180.0, 300.0
 
 
 def test_kill_9_of_one_of_two_aggregators_loses_no_alert(
@@ -43,23 +45,37 @@ def test_kill_9_of_one_of_two_aggregators_loses_no_alert(
         for proc in procs:
             proc.start()
         for proc in procs:
-            proc.wait_up()
+            proc.wait_up(UP_SEC)
         done = threading.Event()
         producer = threading.Thread(
             target=feed, args=(broker.bootstrap_servers, kafka.scored_topic, records, done)
         )
         producer.start()
         try:
-            time.sleep(8)  # mid-stream: about a third of the records are in
+            # Kill once both hold state in the changelog (so the victim's partitions have some to
+            # restore) and at least 3 s into the stream.
+            kill_after = time.monotonic() + 3
+
+            def both_checkpointed() -> bool:
+                return (
+                    all(
+                        (p.sample(RESTORED, {"direction": "write"}) or 0) > 0
+                        and p.sample("finmon_aggregate_restoring_partitions") == 0
+                        for p in procs
+                    )
+                    and time.monotonic() >= kill_after
+                )
+
+            assert wait_until(both_checkpointed, CHECKPOINT_SEC, 0.5), victim.tail()
             restored_before = survivor.sample(RESTORED, {"direction": "restore"}) or 0.0
             victim.kill()
-            producer.join(120)
+            producer.join(ALERTS_SEC)
             assert done.is_set()
 
             def arrived() -> bool:
                 return {(a.idempotency_key, a.status) for a in receiver.alerts()} >= want
 
-            assert wait_until(arrived, 240, 0.5), survivor.tail()
+            assert wait_until(arrived, ALERTS_SEC, 0.5), survivor.tail()
             restored_after = survivor.sample(RESTORED, {"direction": "restore"}) or 0.0
             restoring = survivor.sample("finmon_aggregate_restoring_partitions")
         finally:
