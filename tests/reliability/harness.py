@@ -51,9 +51,10 @@ POISON: dict[str, tuple[bytes, str | None]] = {
     "nan": (b'{"id": "p-nan", "headline": "x", "n": NaN}', "bad_number"),
     "infinity": (b'{"id": "p-inf", "headline": "x", "n": Infinity}', "bad_number"),
     "input_2_mb": (b'{"id": "p-big", "headline": "' + b"x" * 2_000_000 + b'"}', "too_large"),
-    # Compact JSON that grows by a third when re-serialised: past the producer's limit.
+    # JSON that grows by half when re-serialised ("1E2" is written back as 100.0): under
+    # decode's limit as input, past the producer's limit as output.
     "output_too_large": (
-        b'{"id": "p-grow", "headline": "x", "pad": [' + b"0," * 480_000 + b"0]}",
+        b'{"id": "p-grow", "headline": "x", "pad": [' + b"1E2," * 240_000 + b"1E2]}",
         "too_large_output",
     ),
     "not_json": (b"{oops", "not_json"),
