@@ -69,8 +69,10 @@ def run_windows(
     """Alerts of every topic and the overall key when each window's counts are fed to the
     rules directly (as the aggregator would close them), market-wide folding included.
 
-    ``count_repeats``: count syndicated copies as new stories (the story index switched off).
+    ``count_repeats``: count syndicated copies as new stories, as the aggregator does with the
+    story index switched off (``story_dedup: false`` in ``settings`` does the same).
     """
+    count_repeats = count_repeats or not settings.story_dedup
     window_ms = settings.window_ms
     first = next(iter(scenario.series.values()))[0].start_ms
     tracks = {

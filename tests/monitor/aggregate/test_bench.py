@@ -3,7 +3,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from alerts.scenario import DAY_MS, DIURNAL_WEEK, generate
-from monitor.aggregate.bench import PRESETS, bench_detection, comparable, replay_items
+from monitor.aggregate.bench import (
+    PRESETS,
+    bench_detection,
+    comparable,
+    replay_items,
+    run_windows,
+)
 from monitor.settings import AggregateSettings
 
 # One day, one topic, busy enough to have alerts; spikes may land anywhere but the first 2 h.
@@ -43,3 +49,11 @@ def test_syndication_bursts_raise_no_alert_when_counted_once() -> None:
     assert bursts["alerts_max"] <= 1
     as_items = report["syndication"]["syndication_counted_as_items"]
     assert as_items["alerts_mean"] > bursts["alerts_mean"]  # copies counted: bursts do alert
+
+
+def test_story_dedup_false_in_the_settings_counts_copies_as_the_bench_variant_does() -> None:
+    scenario = generate(replace(PRESETS["syndication"], days=2.0, topics=2, seed=3))
+    off = AggregateSettings(story_dedup=False)
+    counted = run_windows(scenario, AggregateSettings(), count_repeats=True)
+    assert comparable(run_windows(scenario, off)) == comparable(counted)
+    assert comparable(run_windows(scenario, AggregateSettings())) != comparable(counted)
