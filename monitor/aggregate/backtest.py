@@ -12,8 +12,9 @@ Two inputs (CSV, JSONL or Parquet, chosen by file suffix):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 
 from alerts.detectors import VOLUME_SURGE
 from alerts.events import AlertEvent
+from alerts.values import ValueParams, ValueShift
 from monitor.aggregate.engine import Aggregator, new_track
 from monitor.aggregate.windows import KeyId, WindowStats
 from monitor.contract import ScoredItem
@@ -222,6 +224,20 @@ def backtest_series(frame: pd.DataFrame, settings: AggregateSettings) -> Backtes
     result.items = sum(values)
     result.spans = spans(result.events)
     return result
+
+
+def value_series_alerts(frame: pd.DataFrame, params: ValueParams | None = None) -> list[int]:
+    """Firing times (ms) of the value rule (:mod:`alerts.values`) over a ``timestamp,value``
+    series, sampled at its median interval (``params.window_ms`` is replaced by it)."""
+    columns = {str(c).lower(): c for c in frame.columns}
+    times = times_ms(frame[columns["timestamp"]], "<series>", "timestamp")
+    pairs = sorted(zip(times, (float(v) for v in frame[columns["value"]]), strict=True))
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(pairs) if b[0] > a[0])
+    base = params or ValueParams()
+    rule = ValueShift(
+        replace(base, window_ms=max(1, gaps[len(gaps) // 2]) if gaps else base.window_ms)
+    )
+    return [start for start, value in pairs if math.isfinite(value) and rule.step(start, value)]
 
 
 def spans(events: Sequence[AlertEvent]) -> list[AlertSpan]:

@@ -1,9 +1,11 @@
-"""Labelled anomaly series (the Numenta Anomaly Benchmark layout) through the volume rule.
+"""Labelled anomaly series (the Numenta Anomaly Benchmark layout) through FinMon's rules.
 
 A folder holds ``data/<category>/<name>.csv`` (``timestamp,value``) and ``combined_windows.json``
-(``{"<category>/<name>.csv": [[start, end], ...]}``). Each series runs through
-:func:`~monitor.aggregate.backtest.backtest_series` (the volume rule, one row per window) and,
-in the same pass, through a rolling z-score reference. Scoring, per NAB's convention:
+(``{"<category>/<name>.csv": [[start, end], ...]}``). Each series runs, in one pass, through
+three detectors: :func:`~monitor.aggregate.backtest.backtest_series` (the count rule for news
+volume, one row per window), the value-series rule :class:`alerts.values.ValueShift` (two
+sided, for series that are not counts), and a rolling z-score reference. Scoring, per NAB's
+convention:
 
 * a labelled window is found when at least one alert fires inside it;
 * an alert firing outside every window is a false alarm;
@@ -25,7 +27,14 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.aggregate.backtest import BacktestInputError, backtest_series, read_frame, times_ms
+from alerts.values import ValueParams
+from monitor.aggregate.backtest import (
+    BacktestInputError,
+    backtest_series,
+    read_frame,
+    times_ms,
+    value_series_alerts,
+)
 from monitor.settings import AggregateSettings
 
 WEEK_MS = 7 * 86_400_000
@@ -99,14 +108,21 @@ def _label_ms(stamp: str) -> int:
 
 
 def evaluate_labelled(
-    root: Path, settings: AggregateSettings, *, z: float = 3.0, lookback_windows: int = 288
+    root: Path,
+    settings: AggregateSettings,
+    *,
+    z: float = 3.0,
+    lookback_windows: int = 288,
+    value_params: ValueParams | None = None,
 ) -> dict[str, Any]:
-    """Per-series and total scores of the volume rule and the rolling z-score on ``root``."""
+    """Per-series and total scores of the count rule, the value rule (``value_params``; None:
+    the defaults) and the rolling z-score on ``root``."""
     labels_path = root / WINDOWS_FILE
     if not labels_path.is_file():
         raise BacktestInputError(str(labels_path), "no labelled windows file")
     labels: dict[str, list[list[str]]] = json.loads(labels_path.read_text())
     ours: list[SeriesScore] = []
+    shifts: list[SeriesScore] = []
     reference: list[SeriesScore] = []
     for name in sorted(labels):
         frame = read_frame(root / "data" / name)
@@ -116,14 +132,16 @@ def evaluate_labelled(
         windows = [(_label_ms(a), _label_ms(b)) for a, b in labels[name]]
         fired = [s.start_ms + result.window_ms for s in result.spans]
         ours.append(score_series(name, times, fired, windows))
+        shifts.append(score_series(name, times, value_series_alerts(frame, value_params), windows))
         naive = rolling_z_alerts(times, values, lookback_windows, z)
         reference.append(score_series(name, times, naive, windows))
     return {
         "finmon_volume": _totals(ours),
+        "finmon_values": _totals(shifts),
         "rolling_z": _totals(reference) | {"z": z, "lookback_windows": lookback_windows},
         "series": [
-            {"finmon_volume": a.as_dict(), "rolling_z": b.as_dict()}
-            for a, b in zip(ours, reference, strict=True)
+            {"finmon_volume": a.as_dict(), "finmon_values": v.as_dict(), "rolling_z": b.as_dict()}
+            for a, v, b in zip(ours, shifts, reference, strict=True)
         ],
     }
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from monitor.aggregate.backtest import BacktestInputError
+from monitor.aggregate.backtest import BacktestInputError, backtest_series, value_series_alerts
 from monitor.aggregate.labelled import evaluate_labelled, rolling_z_alerts, score_series
 from monitor.settings import AggregateSettings
 
@@ -27,7 +27,7 @@ def test_rolling_z_fires_once_per_excursion() -> None:
     assert fired == [60]
 
 
-def test_a_labelled_folder_is_scored_for_both_detectors(tmp_path: Path) -> None:
+def test_a_labelled_folder_is_scored_for_every_detector(tmp_path: Path) -> None:
     start = pd.Timestamp("2026-03-02T00:00:00Z")
     rows = [
         {
@@ -44,7 +44,26 @@ def test_a_labelled_folder_is_scored_for_both_detectors(tmp_path: Path) -> None:
     assert report["finmon_volume"]["recall"] == 1.0
     assert report["finmon_volume"]["false_alarms"] == 0
     assert report["rolling_z"]["found"] == 1
+    assert (report["finmon_values"]["found"], report["finmon_values"]["false_alarms"]) == (1, 0)
+    assert set(report["series"][0]) == {"finmon_volume", "finmon_values", "rolling_z"}
     assert abs(report["finmon_volume"]["series_weeks"] - 1.0) < 0.01
+
+
+def test_the_value_rule_sees_a_drop_that_the_count_rule_cannot(tmp_path: Path) -> None:
+    """A level drop (a feed or a sensor failing) is no surge: only the two-sided value rule
+    fires on it."""
+    start = pd.Timestamp("2026-03-02T00:00:00Z")
+    frame = pd.DataFrame(
+        {
+            "timestamp": [start + pd.Timedelta(minutes=5 * i) for i in range(4032)],
+            "value": [20.0 if 3000 <= i < 3100 else 60.0 + (i % 7) for i in range(4032)],
+        }
+    )
+    fired = value_series_alerts(frame)
+    drop_ms = int((start + pd.Timedelta(minutes=5 * 3000)).value // 1_000_000)
+    assert fired == [drop_ms]
+    counted = backtest_series(frame, AggregateSettings())
+    assert not counted.spans
 
 
 def test_a_folder_without_labels_is_a_clear_error(tmp_path: Path) -> None:
