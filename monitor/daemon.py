@@ -310,6 +310,9 @@ class Daemon:
             health=RoleHealth.register(self.health, "aggregate"),
             restored=self.health.condition("aggregate.restore", "partitions not restored yet"),
         )
+        self.health.check(
+            "broker.aggregate", _broker_ready("aggregate", lambda: worker.broker_reachable)
+        )
         self.metrics.register_collector(worker.collector())
         self._spawn("aggregate", worker.run)
 

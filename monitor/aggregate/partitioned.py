@@ -19,6 +19,11 @@ the bundles it had not seen acknowledged (stage two skips those it has applied) 
 the offset after its last cut; stage two re-submits the alerts its sinks had not finished, and
 replays the bundles since its last commit. An alert is never lost; one may arrive twice, with the
 same idempotency key.
+
+Broker loss is loud as in the single mode (:class:`~monitor.ingest.health.BrokerWatch`): polls,
+changelog and dead-letter produces, commits and a log-end probe of ``news.scored`` feed
+``finmon_broker_up{role="aggregate"}`` and readiness ``broker.aggregate``; after
+``kafka.broker_exit_after_sec`` of failures ``run`` raises BrokerLost.
 """
 
 from __future__ import annotations
@@ -38,17 +43,15 @@ from prometheus_client.registry import Collector
 from alerts.events import AlertEvent
 from monitor.aggregate.changelog import Restored, Restorer, StateCache
 from monitor.aggregate.collector import AggregateCollector
-from monitor.aggregate.dead_letters import DeadLetters
-from monitor.aggregate.labels import check_scored
+from monitor.aggregate.dead_letters import DeadLetters, deliver
 from monitor.aggregate.stages import Bundle, FirstStage, SecondStage
 from monitor.aggregate.track import KeyTrack
 from monitor.aggregate.windows import KeyId
-from monitor.aggregate.worker import wall_ms
-from monitor.contract import decode_scored
-from monitor.errors import InvalidMessage
+from monitor.aggregate.worker import COMMIT_TIMEOUT_MS, wall_ms
 from monitor.health import Condition, RoleHealth
 from monitor.ingest import kafka_io
 from monitor.ingest.classify_step import RawRecord
+from monitor.ingest.health import BrokerWatch
 from monitor.metrics import Metrics
 from monitor.settings import AggregateSettings, KafkaSettings
 
@@ -56,6 +59,10 @@ logger = logging.getLogger(__name__)
 
 AlertSink = Callable[[AlertEvent], None]
 RESTORE_STEP_MS = 50
+# A checkpoint's acks are awaited at most this long (or kafka.produce_timeout_sec if shorter):
+# a dead broker then fails a cycle in seconds, so BrokerWatch can judge it, and the state stays
+# dirty for the next cycle.
+CHECKPOINT_ACK_TIMEOUT_SEC = 5.0
 COMPACTED = {"cleanup.policy": "compact"}
 
 
@@ -95,6 +102,15 @@ class PartitionedWorker:
     _consumer: KafkaConsumer | None = field(default=None, init=False)
     _restorer: Restorer | None = field(default=None, init=False)
     _partials_count: int = field(default=0, init=False)
+    broker: BrokerWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.broker = BrokerWatch("aggregate", self.kafka, self.metrics.broker_up)
+
+    @property
+    def broker_reachable(self) -> bool:
+        """False once broker calls have failed for ``kafka.broker_down_after_sec``. Thread-safe."""
+        return self.broker.reachable
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -103,7 +119,7 @@ class PartitionedWorker:
         kafka = self.kafka
         self._producer = kafka_io.make_producer(kafka)
         self._ensure_topics(self._producer)
-        self._dead = DeadLetters(kafka, self.metrics)
+        self._dead = DeadLetters(kafka, self.metrics, self.broker)
         self._partials_count = len(self._producer.partitions_for(kafka.partials_topic))
         restore_consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
         self._restorer = Restorer(
@@ -117,6 +133,7 @@ class PartitionedWorker:
             kafka, kafka.aggregate_group, [kafka.scored_topic, kafka.partials_topic], listener
         )
         self.metrics.up.labels("aggregate").set(1)
+        self.broker.started()
         logger.info(
             "partitioned aggregate worker started on %s and %s",
             kafka.scored_topic,
@@ -132,6 +149,8 @@ class PartitionedWorker:
                     next_cycle = time.monotonic() + interval_sec
                     self.cycle()
                 self._hold_while_dead_letters_wait()
+                self.broker.probe(self._consumer, kafka.scored_topic)
+                self.broker.judge()
             self.cycle()
         finally:
             self.metrics.up.labels("aggregate").set(0)
@@ -149,6 +168,8 @@ class PartitionedWorker:
         restoring = bool(self._restorer.restoring)
         timeout_ms = RESTORE_STEP_MS if restoring else self.kafka.poll_timeout_ms
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.max_poll_records)
+        if polled:
+            self.broker.ok()
         self._handle(polled)
         if restoring:
             for done in self._restorer.step(RESTORE_STEP_MS):
@@ -260,6 +281,7 @@ class PartitionedWorker:
 
     def _handle(self, polled: Mapping[TopicPartition, list[RawRecord]]) -> None:
         now_ms = self.clock_ms()
+        assert self._dead is not None
         for tp, records in polled.items():
             first, second = self.first.get(tp), self.second.get(tp)
             if first is None and second is None and records:
@@ -268,32 +290,11 @@ class PartitionedWorker:
                 continue
             for record in records:
                 if first is not None:
-                    self._count(first, record, now_ms)
+                    self._dead.count_scored(record, first.add, now_ms)
                 elif second is not None:
                     self._merge(second, record, now_ms)
             if records and (first is not None or second is not None):
                 self._next[tp] = records[-1].offset + 1
-
-    def _count(self, stage: FirstStage, record: RawRecord, now_ms: int) -> None:
-        assert self._dead is not None
-        try:
-            item = check_scored(decode_scored(record.value or b""))
-            outcome = stage.add(item, now_ms)
-        except InvalidMessage as exc:
-            self._dead.reject(record, exc.reason, exc.detail, now_ms)
-            return
-        except Exception as exc:  # one record, not the role
-            self._dead.reject(
-                record, "processing_error", f"{type(exc).__name__}: {exc}"[:300], now_ms
-            )
-            return
-        if outcome == "future":
-            detail = f"published_at {item.published_at.isoformat()} is beyond max_future_ms"
-            self._dead.reject(record, "future_event_time", detail, now_ms)
-        elif outcome != "duplicate":
-            latency_sec = max(0.0, now_ms / 1000 - item.ingested_at.timestamp())
-            self.metrics.e2e_latency_seconds.observe(latency_sec)
-            self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
 
     def _merge(self, stage: SecondStage, record: RawRecord, now_ms: int) -> None:
         try:
@@ -310,12 +311,7 @@ class PartitionedWorker:
 
     def deliver(self, event: AlertEvent) -> None:
         """Hand the event to every sink; one failing sink neither stops the others nor the role."""
-        for sink in self.sinks:
-            try:
-                sink(event)
-            except Exception:
-                self.metrics.sink_errors.inc()
-                logger.exception("alert sink %r failed for %s", sink, event.idempotency_key)
+        deliver(self.sinks, self.metrics, event)
 
     def cycle(self, *, commit: bool = True) -> list[AlertEvent]:
         """Cut, checkpoint and produce stage one; close, alert and checkpoint stage two; commit.
@@ -328,6 +324,7 @@ class PartitionedWorker:
             events = self._cycle_second()
         except KafkaError as exc:
             self.metrics.produce_errors.inc()
+            self.broker.failed(exc)
             logger.warning("checkpoint not acknowledged (%r); committing on a later cycle", exc)
             return events
         assert self._dead is not None
@@ -336,8 +333,12 @@ class PartitionedWorker:
         offsets = {tp: s.through for tp, s in self.first.items() if s.through is not None}
         offsets.update({tp: self._next[tp] for tp in self.second if tp in self._next})
         try:
-            kafka_io.commit(self._consumer, offsets)
+            kafka_io.commit(self._consumer, offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            if offsets:
+                self.broker.ok()
         except Exception as exc:
+            if getattr(exc, "retriable", False):  # a timeout; a rebalance is no broker loss
+                self.broker.failed(exc)
             logger.warning("commit rejected (%r); records will be replayed", exc)
         return events
 
@@ -407,7 +408,7 @@ class PartitionedWorker:
         assert self._producer is not None
         if not futures:
             return
-        timeout = self.kafka.produce_timeout_sec
+        timeout = min(self.kafka.produce_timeout_sec, CHECKPOINT_ACK_TIMEOUT_SEC)
         self._producer.flush(timeout=timeout)
         for future in futures:
             future.get(timeout=timeout)

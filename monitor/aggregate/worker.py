@@ -36,16 +36,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
 
 from alerts.events import AlertEvent
+from monitor.aggregate.dead_letters import DeadLetters, deliver
 from monitor.aggregate.engine import Aggregator
-from monitor.aggregate.labels import check_scored
-from monitor.contract import decode_scored
-from monitor.errors import InvalidMessage
 from monitor.health import RoleHealth
 from monitor.ingest import kafka_io
-from monitor.ingest.classify_step import OutRecord, RawRecord, dead_letter
 from monitor.ingest.health import BrokerWatch
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
@@ -53,9 +49,6 @@ from monitor.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 TICK_INTERVAL_SEC = 1.0
-REJECT_LOG_INTERVAL_MS = 10_000  # dead-lettered scored records: one warning per interval at most
-# Dead letters held while the broker does not acknowledge them; past it, consumption pauses.
-MAX_WAITING_DEAD_LETTERS = 1_000
 COMMIT_TIMEOUT_MS = 2_000  # bounded, so a dead broker cannot hang the loop
 
 AlertSink = Callable[[AlertEvent], None]
@@ -77,13 +70,13 @@ class AggregateWorker:
     health: RoleHealth | None = None
     _pending: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     _carried: dict[TopicPartition, int] = field(default_factory=dict, init=False)
-    _dead: list[OutRecord] = field(default_factory=list, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False)
-    _next_warning_ms: int = field(default=0, init=False)
     broker: BrokerWatch = field(init=False)
+    _dead: DeadLetters = field(init=False)
 
     def __post_init__(self) -> None:
         self.broker = BrokerWatch("aggregate", self.kafka, self.metrics.broker_up)
+        self._dead = DeadLetters(self.kafka, self.metrics, self.broker)
 
     @property
     def broker_reachable(self) -> bool:
@@ -133,79 +126,30 @@ class AggregateWorker:
         now_ms = self.clock_ms()
         for tp, batch in polled.items():
             for record in batch:
-                self._count_one(record, now_ms)
+                self._dead.count_scored(record, self.aggregator.add, now_ms)
             if batch:
                 self._pending[tp] = batch[-1].offset + 1
-
-    def _count_one(self, record: RawRecord, now_ms: int) -> None:
-        try:
-            item = check_scored(decode_scored(record.value or b""))
-            outcome = self.aggregator.add(item, now_ms)
-        except InvalidMessage as exc:
-            # Only a foreign producer can write these: dead-letter them like bad input.
-            self._reject(record, exc.reason, exc.detail, now_ms)
-            return
-        except Exception as exc:  # RecursionError, OverflowError, ...: one record, not the role
-            self._reject(record, "processing_error", f"{type(exc).__name__}: {exc}"[:300], now_ms)
-            return
-        if outcome == "future":
-            detail = f"published_at {item.published_at.isoformat()} is beyond max_future_ms"
-            self._reject(record, "future_event_time", detail, now_ms)
-        elif outcome != "duplicate":
-            latency_sec = max(0.0, now_ms / 1000 - item.ingested_at.timestamp())
-            self.metrics.e2e_latency_seconds.observe(latency_sec)
-            self.metrics.last_item_timestamp_seconds.set(now_ms / 1000)
 
     def hold_while_dead_letters_wait(self, consumer: KafkaConsumer) -> None:
         """Flow control: pause every partition while MAX_WAITING_DEAD_LETTERS dead letters wait
         for the broker (the consumer keeps polling, so it stays in the group), resume after."""
         paused = consumer.paused()
-        if len(self._dead) >= MAX_WAITING_DEAD_LETTERS and not paused:
+        if self._dead.full and not paused:
             waiting, topic = len(self._dead), self.kafka.scored_topic
             logger.warning("%d dead letters not acknowledged: pausing %s", waiting, topic)
             consumer.pause(*consumer.assignment())
-        elif len(self._dead) < MAX_WAITING_DEAD_LETTERS and paused:
+        elif not self._dead.full and paused:
             consumer.resume(*paused)
-
-    def _reject(self, record: RawRecord, reason: str, detail: str, now_ms: int) -> None:
-        if now_ms >= self._next_warning_ms:
-            self._next_warning_ms = now_ms + REJECT_LOG_INTERVAL_MS
-            logger.warning(
-                "record on %s dead-lettered (%s): %s", self.kafka.scored_topic, reason, detail
-            )
-        self._dead.append(dead_letter(record, self.kafka.dlq_topic, reason, detail))
 
     def deliver(self, event: AlertEvent) -> None:
         """Hand the event to every sink; one failing sink neither stops the others nor the role."""
-        for sink in self.sinks:
-            try:
-                sink(event)
-            except Exception:
-                self.metrics.sink_errors.inc()
-                logger.exception("alert sink %r failed for %s", sink, event.idempotency_key)
+        deliver(self.sinks, self.metrics, event)
 
     def _flush_dead_letters(self) -> bool:
         """Produce pending dead letters; True once the broker acknowledged all of them."""
-        if not self._dead or self._producer is None:
-            return not self._dead
-        try:
-            futures = [
-                self._producer.send(d.topic, key=d.key, value=d.value, headers=list(d.headers))
-                for d in self._dead
-            ]
-            self._producer.flush(timeout=self.kafka.produce_timeout_sec)
-            for future in futures:
-                future.get(timeout=self.kafka.produce_timeout_sec)
-        except KafkaError as exc:
-            self.metrics.produce_errors.inc()
-            self.broker.failed(exc)
-            logger.warning("dead letters not acknowledged (%r); retrying next tick", exc)
-            return False
-        self.broker.ok()
-        for dead in self._dead:
-            self.metrics.dlq_messages.labels(dead.reason or "unknown").inc()
-        self._dead.clear()
-        return True
+        if self._producer is None:
+            return not self._dead.waiting
+        return self._dead.flush(self._producer)
 
     def note_ownership(self, owned: int, total: int, *, warn: bool = True) -> None:
         """Export how much of the scored stream this aggregator counts; warn (at an assignment,

@@ -173,9 +173,13 @@ def _readiness(port: int) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("role", ["aggregate", "source"])
-def test_broker_kill_flags_the_role_down_then_it_exits_non_zero(role: str, tmp_path: Path) -> None:
-    """The roles without a model watch the broker as the classify role does (issue 28)."""
+@pytest.mark.parametrize("variant", ["aggregate", "source", "aggregate-partitioned"])
+def test_broker_kill_flags_the_role_down_then_it_exits_non_zero(
+    variant: str, tmp_path: Path
+) -> None:
+    """The roles without a model watch the broker as the classify role does (issue 28), the
+    aggregate role in both modes (issue 27)."""
+    role, _, mode = variant.partition("-")
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -189,6 +193,7 @@ def test_broker_kill_flags_the_role_down_then_it_exits_non_zero(role: str, tmp_p
         "metrics": {"enabled": True, "port": port},
         "state": {"dir": str(tmp_path / "state")},
         "sources": {"drop_folder": {"dir": str(drop)}},
+        **({"aggregate": {"mode": mode}} if mode else {}),
     }
     config.write_text(yaml.safe_dump(body))
     log = tmp_path / "daemon.log"
@@ -213,7 +218,7 @@ def test_broker_kill_flags_the_role_down_then_it_exits_non_zero(role: str, tmp_p
     assert f"ERROR monitor.ingest.health: {role} role: broker at kafka.bootstrap_servers" in text
     assert "failed every call" in text, text[-3000:]
     Figures(
-        f"broker kill -9 under `finmon run --role {role}` (broker_down_after_sec 3, "
+        f"broker kill -9 under `finmon run --role {role}` {mode} (broker_down_after_sec 3, "
         "broker_exit_after_sec 15)",
         sent=0, scored=0, dead_lettered=0, lost=0, duplicates=0,
         recover_sec=None,

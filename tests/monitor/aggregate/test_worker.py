@@ -142,7 +142,7 @@ def test_records_that_would_crash_decode_or_blind_windows_are_dead_lettered(
     ]
     records = [_Record(v, n) for n, v in enumerate(values)]
     worker._count({TopicPartition("s", 0): records})
-    assert [d.reason for d in worker._dead] == [
+    assert [d.reason for d in worker._dead.waiting] == [
         "too_deep",
         "processing_error",
         "future_event_time",
@@ -174,7 +174,7 @@ class _PausingConsumer:
 
 
 def test_consumption_pauses_while_too_many_dead_letters_wait(metrics: Metrics) -> None:
-    from monitor.aggregate.worker import MAX_WAITING_DEAD_LETTERS
+    from monitor.aggregate.dead_letters import MAX_WAITING_DEAD_LETTERS
 
     worker = AggregateWorker(
         unique_kafka_settings("127.0.0.1:1"), Aggregator(AggregateSettings()), metrics
@@ -187,7 +187,7 @@ def test_consumption_pauses_while_too_many_dead_letters_wait(metrics: Metrics) -
     worker._count({TopicPartition("s", 0): garbage[-1:]})
     worker.hold_while_dead_letters_wait(consumer)
     assert consumer.held == consumer.owned
-    worker._dead.clear()  # the broker acknowledged them
+    worker._dead.waiting.clear()  # the broker acknowledged them
     worker.hold_while_dead_letters_wait(consumer)
     assert consumer.held == set()
 
