@@ -6,7 +6,9 @@ Two inputs (CSV, JSONL or Parquet, chosen by file suffix):
   bearish/bullish), optional ``tickers`` (list or ``,``/``;``-separated), ``id``, ``headline``,
   ``negative_prob``. Records are counted in event-time order with the clock at each event time.
 * a plain ``timestamp,value`` series (counts per interval): each row is one window of the
-  ``series`` key, the window width is the median interval, and only the volume rule applies.
+  ``series`` key, the window width is the median interval, and only the volume rule applies;
+  with ``values`` (``finmon backtest --values``), the two-sided value rule of
+  :mod:`alerts.values` instead, for series that are not counts.
 """
 
 from __future__ import annotations
@@ -105,11 +107,14 @@ def is_value_series(frame: pd.DataFrame) -> bool:
     return {"timestamp", "value"} <= columns and "sentiment" not in columns
 
 
-def run_backtest(path: Path, settings: AggregateSettings) -> BacktestResult:
-    """Read ``path`` and run the matching mode (see the module docstring)."""
+def run_backtest(
+    path: Path, settings: AggregateSettings, *, values: bool = False
+) -> BacktestResult:
+    """Read ``path`` and run the matching mode (see the module docstring); ``values``: a
+    ``timestamp,value`` series goes through the value rule instead of the count rule."""
     frame = read_frame(path)
     if is_value_series(frame):
-        return backtest_series(frame, settings)
+        return backtest_values(frame) if values else backtest_series(frame, settings)
     return backtest_records(records_from_frame(frame, str(path)), settings)
 
 
@@ -226,18 +231,44 @@ def backtest_series(frame: pd.DataFrame, settings: AggregateSettings) -> Backtes
     return result
 
 
-def value_series_alerts(frame: pd.DataFrame, params: ValueParams | None = None) -> list[int]:
-    """Firing times (ms) of the value rule (:mod:`alerts.values`) over a ``timestamp,value``
-    series, sampled at its median interval (``params.window_ms`` is replaced by it)."""
+VALUE_SHIFT = "value_shift"
+
+
+def backtest_values(frame: pd.DataFrame, params: ValueParams | None = None) -> BacktestResult:
+    """The value rule (:mod:`alerts.values`, two sided) over a ``timestamp,value`` series,
+    sampled at its median interval (``params.window_ms`` is replaced by it). Each alert is a
+    span from the firing point to the end of its cooldown."""
     columns = {str(c).lower(): c for c in frame.columns}
     times = times_ms(frame[columns["timestamp"]], "<series>", "timestamp")
     pairs = sorted(zip(times, (float(v) for v in frame[columns["value"]]), strict=True))
     gaps = sorted(b[0] - a[0] for a, b in pairwise(pairs) if b[0] > a[0])
     base = params or ValueParams()
-    rule = ValueShift(
-        replace(base, window_ms=max(1, gaps[len(gaps) // 2]) if gaps else base.window_ms)
-    )
-    return [start for start, value in pairs if math.isfinite(value) and rule.step(start, value)]
+    step_ms = max(1, gaps[len(gaps) // 2]) if gaps else base.window_ms
+    rule = ValueShift(replace(base, window_ms=step_ms))
+    result = BacktestResult(spans=[], events=[], window_ms=step_ms, mode="values")
+    points = result.series.setdefault(SERIES_KEY, [])
+    for start, value in pairs:
+        if not math.isfinite(value):
+            continue
+        if rule.step(start, value):
+            result.spans.append(
+                AlertSpan(
+                    VALUE_SHIFT,
+                    *SERIES_KEY,
+                    "warning",
+                    start,
+                    rule.cooldown_until_ms,
+                    rule.last_z,
+                )
+            )
+        points.append((start, value, 0.0))
+    result.items = len(points)
+    return result
+
+
+def value_series_alerts(frame: pd.DataFrame, params: ValueParams | None = None) -> list[int]:
+    """Firing times (ms) of :func:`backtest_values`."""
+    return [span.start_ms for span in backtest_values(frame, params).spans]
 
 
 def spans(events: Sequence[AlertEvent]) -> list[AlertSpan]:

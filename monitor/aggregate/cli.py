@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
 
     @app.command("backtest")
-    def backtest(
+    def backtest(  # noqa: PLR0917 - typer maps options to parameters
         input_file: Annotated[
             Path | None,
             typer.Option(
@@ -37,6 +37,14 @@ def register(app: typer.Typer) -> None:
             typer.Option("--plot", help="Write a PNG of series, baseline and alert spans."),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per alert.")] = False,
+        values: Annotated[
+            bool,
+            typer.Option(
+                "--values",
+                help="A timestamp,value series of values, not counts: the two-sided value rule "
+                "(docs/detection.md) instead of the volume rule.",
+            ),
+        ] = False,
     ) -> None:
         """Print the alerts the aggregator and detectors would have raised on a recorded stream."""
         from monitor.aggregate.backtest import format_json, format_table, run_backtest
@@ -51,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps(evaluate_labelled(labelled, settings.aggregate), indent=2))
                 return
             assert input_file is not None
-            result = run_backtest(input_file, settings.aggregate)
+            result = run_backtest(input_file, settings.aggregate, values=values)
         except FinMonError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc

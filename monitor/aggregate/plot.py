@@ -35,7 +35,7 @@ def plot_backtest(result: BacktestResult, out: Path) -> Path:
     fig, axes = plt.subplots(
         max(1, len(keys)), 1, figsize=(11, 2.6 * max(1, len(keys))), sharex=True, squeeze=False
     )
-    label = "items per window" if result.mode == "series" else "negative share"
+    label = {"series": "items per window", "values": "value"}.get(result.mode, "negative share")
     for ax, key in zip(axes[:, 0], keys, strict=False):
         points = result.series[key]
         times = [datetime.fromtimestamp(p[0] / 1000, UTC) for p in points]
