@@ -47,6 +47,9 @@ from monitor.tickers import EMPTY_DICTIONARY, TickerDictionary, TickerDictionary
 
 logger = logging.getLogger(__name__)
 
+# Forward batches of model.max_batch_tokens per model call (the owner's call budget).
+CALL_BATCHES = 2
+
 STATUS_LOG_INTERVAL_SEC = 60
 OUTBOX_FILE = "webhook-outbox.sqlite"
 # Of the shutdown grace period, what is kept for closing clients after the drain.
@@ -241,7 +244,9 @@ class Daemon:
         cfg = self.settings
         policy = BatchPolicy(
             max_batch_items=cfg.model.max_batch_items,
-            max_batch_tokens=cfg.model.max_batch_tokens,
+            # A call: up to two forward batches' worth of tokens (summed), so the engine sorts a
+            # pool of about max_batch_items texts before it packs them (docs/bench-e2e.md).
+            max_batch_tokens=CALL_BATCHES * cfg.model.max_batch_tokens,
             max_wait_ms=cfg.model.max_wait_ms,
             max_queue_items=cfg.model.max_queue_items,
         )

@@ -133,7 +133,9 @@ class ModelSettings(_Frozen):
     # 256: fewer, fuller passes beat 64 on CPU as well (docs/bench-e2e.md); the token budget still
     # caps a batch of long texts.
     max_batch_items: int = Field(default=256, ge=1)
-    max_batch_tokens: int = Field(default=8192, ge=16)
+    # Padded tokens per forward pass. 4096 ran 1.05-1.9x (median 1.3x) as fast as 8192 on this
+    # 2-core Xeon (4 MiB L2 per core; docs/bench-classify.md); a model call holds twice that.
+    max_batch_tokens: int = Field(default=4096, ge=16)
     max_wait_ms: int = Field(default=20, ge=0)
     max_length_tokens: int = Field(default=128, ge=8, le=512)
     # Items waiting for the model; when full, the classify worker pauses its partitions.

@@ -35,7 +35,7 @@ class BatchPolicy:
     """When a batch closes, and how many items may wait."""
 
     max_batch_items: int = 256
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int = 8192  # summed over a call: twice the engine's forward budget
     max_wait_ms: int = 20
     max_queue_items: int = 1024
 

@@ -23,7 +23,7 @@ def test_settings_are_the_defaults_but_fresh_topics_and_no_cache(tiny_model_dir:
     second = bench_settings(tiny_model_dir, "127.0.0.1:1", plan)
     assert first.role == "classify" and first.model.cache_items == 0
     assert first.model.max_batch_items == 32 and first.kafka.topic_partitions == 2
-    assert first.model.max_wait_ms == 20 and first.model.max_batch_tokens == 8192
+    assert first.model.max_wait_ms == 20 and first.model.max_batch_tokens == 4096
     assert first.kafka.raw_topic != second.kafka.raw_topic
     assert first.kafka.classify_group != second.kafka.classify_group
 
