@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/memory_shapes.py --model DIR [--calls 300] [--seed 1]
 
-Loads the model on CPU with the prediction cache off and one torch thread, then predicts
+Loads the model on CPU as the daemon serves it (``model.quantize: auto``: bf16 autocast, through
+oneDNN, on CPUs with native bf16), with the prediction cache off and one torch thread, then predicts
 ``--calls`` batches of 1 to 64 made-up headlines of 3 to 40 words, so nearly every batch has a
 new shape (items x padded tokens). Prints one JSON line every 50 calls: RSS, glibc's in-use and
 free heap (``mallinfo2``) and the seconds so far. Run it side by side with the cache variables
@@ -51,13 +52,20 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="exported FinMon model dir")
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quantize",
+        default="auto",
+        help="model.quantize: auto (bf16 autocast where native, as served), bf16, int8, none",
+    )
     args = parser.parse_args()
     import torch
 
     from monitor.classify.engine import TorchClassifier
 
     torch.set_num_threads(1)
-    clf = TorchClassifier.from_dir(args.model, device="cpu", cache_items=0, max_batch_items=256)
+    clf = TorchClassifier.from_dir(
+        args.model, device="cpu", cache_items=0, max_batch_items=256, quantize=args.quantize
+    )
     rng = random.Random(args.seed)
     words = VOCABULARY.split(" ")
     started = time.monotonic()
