@@ -312,13 +312,16 @@ def run_repeat(
         lat_n = int(0.5 * max_rate * plan.latency_sec) if complete else 0
         lat_ids = [f"lat-{tag}-{i}" for i in range(lat_n)]
         lat_texts = [texts[i % len(texts)] for i in range(lat_n)]
+        latency_stats: dict[str, Any] | None = None
         if lat_n:
+            lat_before = _Snapshot(metrics)
             produce_paced(producer, kafka.raw_topic, lat_ids, lat_texts, 0.5 * max_rate)
             _wait_for(
                 lambda: _scored_count(metrics) - base >= len(texts) + lat_n,
                 plan.phase_timeout_sec,
                 daemon.stop_event.is_set,
             )
+            latency_stats = _Snapshot(metrics).since(lat_before, lat_n)
     finally:
         daemon.stop()
         producer.close()
@@ -346,6 +349,8 @@ def run_repeat(
         "p50_latency_ms": _percentile_ms(latencies, 0.5),
         "p99_latency_ms": _percentile_ms(latencies, 0.99),
         "e2e": throughput_stats,
+        # The same counters over the latency phase (CPU includes the paced producer's).
+        "latency": latency_stats,
         "engine": engine_before,
     }
 

@@ -49,5 +49,6 @@ def test_every_item_is_scored_and_the_report_has_each_stage(tiny_model_dir: Path
     for stage in ("decode", "tokenize", "forward", "encode", "produce"):
         assert stages[stage] > 0, stage
     assert run["e2e"]["model_calls"] > 0 and run["e2e"]["queue_wait_ms_per_call"] >= 0
+    assert run["latency"]["model_calls"] > 0 and run["latency"]["stage_ms_per_item"]["forward"] > 0
     assert set(run["engine"]["stage_ms_per_item"]) <= {"tokenize", "forward", "postprocess"}
     assert "e2e / engine" in format_e2e_report(result)
