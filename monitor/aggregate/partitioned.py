@@ -332,14 +332,7 @@ class PartitionedWorker:
             return events
         offsets = {tp: s.through for tp, s in self.first.items() if s.through is not None}
         offsets.update({tp: self._next[tp] for tp in self.second if tp in self._next})
-        try:
-            kafka_io.commit(self._consumer, offsets, timeout_ms=COMMIT_TIMEOUT_MS)
-            if offsets:
-                self.broker.ok()
-        except Exception as exc:
-            if getattr(exc, "retriable", False):  # a timeout; a rebalance is no broker loss
-                self.broker.failed(exc)
-            logger.warning("commit rejected (%r); records will be replayed", exc)
+        self.broker.commit(self._consumer, offsets, COMMIT_TIMEOUT_MS)
         return events
 
     def _cycle_first(self) -> None:

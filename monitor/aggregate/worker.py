@@ -204,15 +204,12 @@ class AggregateWorker:
         self.aggregator.checkpoint()
         if not self._flush_dead_letters():
             return events  # not durable yet: commit on a later tick
-        if consumer is not None and self._pending:
-            try:
-                kafka_io.commit(consumer, self._pending, timeout_ms=COMMIT_TIMEOUT_MS)
-                self._pending.clear()
-                self.broker.ok()
-            except Exception as exc:
-                if getattr(exc, "retriable", False):  # a timeout; a rebalance is no broker loss
-                    self.broker.failed(exc)
-                logger.warning("commit rejected (%r); records will be replayed", exc)
+        if (
+            consumer is not None
+            and self._pending
+            and self.broker.commit(consumer, self._pending, COMMIT_TIMEOUT_MS)
+        ):
+            self._pending.clear()
         return events
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -144,6 +144,23 @@ class BrokerWatch:
         if ends is not None:
             self.ok()
         return ends
+
+    def commit(
+        self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int], timeout_ms: int
+    ) -> bool:
+        """Commit ``offsets``; True when the broker took them. A refusal is logged (its records
+        will be replayed), and only a retriable one (a timeout) counts against the broker: a
+        rebalance is no broker loss."""
+        try:
+            kafka_io.commit(consumer, offsets, timeout_ms=timeout_ms)
+        except Exception as exc:
+            if getattr(exc, "retriable", False):
+                self.failed(exc)
+            logger.warning("commit rejected (%r); records will be replayed", exc)
+            return False
+        if offsets:
+            self.ok()
+        return True
 
     def judge(self) -> None:
         """Gauge and ERROR log follow a change of state; raises BrokerLost when ``lost``."""
