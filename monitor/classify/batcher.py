@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 CloseReason = Literal["tokens", "items", "wait", "flush"]
 
@@ -72,18 +74,6 @@ def padded_tokens(lengths: Sequence[int]) -> int:
     return max(lengths, default=0) * len(lengths)
 
 
-def _take_count(lengths: Sequence[int], max_items: int, max_tokens: int) -> tuple[int, bool]:
-    """How many leading items fit, and whether a bound (count or budget) closed the batch."""
-    longest = 0
-    for count, n in enumerate(lengths):
-        if count == max_items:
-            return count, True
-        longest = max(longest, n)
-        if count > 0 and longest * (count + 1) > max_tokens:
-            return count, True
-    return len(lengths), len(lengths) >= max_items
-
-
 def _take_call(lengths: Sequence[int], max_items: int, max_tokens: int) -> tuple[int, bool]:
     """How many leading items one call takes (their tokens summed within the budget), and
     whether a bound closed it. An item over the budget on its own is a call by itself."""
@@ -97,19 +87,45 @@ def _take_call(lengths: Sequence[int], max_items: int, max_tokens: int) -> tuple
     return len(lengths), len(lengths) >= max_items
 
 
-def split_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
+def split_batches(
+    lengths: Sequence[int], max_items: int, max_tokens: int, batch_cost_tokens: int | None = None
+) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches for a call that has all items at hand.
 
-    Items are sorted by length first (so each batch pads little) and then packed greedily under
-    both bounds. An item longer than the budget on its own gets a batch to itself.
+    Items are sorted by length, so each batch is a run of neighbours padded to its longest.
+    The runs minimise the call's cost, modelled as the padded tokens plus ``batch_cost_tokens``
+    per batch (what one forward costs beyond its tokens: dispatch, and the lower efficiency of
+    small matrices), under both bounds; None gives the fewest batches (a batch costs as much as a
+    full one). An item longer than the budget on its own gets a batch to itself. Ties go to the
+    larger batch. Exact (dynamic programming over the sorted lengths), O(n * max_items).
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    cost_per_batch = max_tokens if batch_cost_tokens is None else batch_cost_tokens
+    if cost_per_batch < 0:
+        raise ValueError(f"batch_cost_tokens must be >= 0, got {batch_cost_tokens}")
+    sorted_lengths = np.fromiter((lengths[i] for i in order), dtype=np.int64, count=n)
+    # best[j]: the least cost of the first j sorted items; start[j]: where its last batch begins.
+    best = np.zeros(n + 1, dtype=np.int64)
+    start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        longest = int(sorted_lengths[j - 1])
+        fits = max(1, min(max_items, max_tokens // max(longest, 1)))
+        first = max(0, j - fits)
+        sizes = np.arange(j - first, 0, -1, dtype=np.int64)  # batch sizes for starts first..j-1
+        costs = best[first:j] + sizes * longest
+        k = int(np.argmin(costs))
+        best[j] = costs[k] + cost_per_batch
+        start[j] = first + k
     batches: list[list[int]] = []
-    while order:
-        count, _ = _take_count([lengths[i] for i in order], max_items, max_tokens)
-        count = max(count, 1)
-        batches.append(order[:count])
-        order = order[count:]
+    end = n
+    while end > 0:
+        begin = int(start[end])
+        batches.append(order[begin:end])
+        end = begin
+    batches.reverse()
     return batches
 
 

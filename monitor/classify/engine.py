@@ -7,10 +7,12 @@ CUDA. One call:
 1. normalises each text and answers repeats from a bounded :class:`PredictionCache`;
 2. tokenises the rest once, and cuts texts past the model window into windows
    (:mod:`monitor.classify.longtext`);
-3. sorts the windows by length and packs them into batches under a token budget and an item count
-   (:func:`monitor.classify.batcher.split_batches`), each padded only to its longest window;
+3. sorts the windows by length and cuts them into batches under a token budget and an item count
+   (:func:`monitor.classify.batcher.split_batches`), each padded only to its longest window, where
+   the padding a split saves outweighs what one more forward costs (``batch_cost_tokens``);
 4. runs each batch under ``torch.inference_mode`` (bf16 autocast on CUDA; on CPU fp32, bf16
-   autocast or int8, see :mod:`monitor.classify.quantize`)
+   autocast or int8, see :mod:`monitor.classify.quantize`; under autocast the linear weights are
+   stored in bf16 once instead of cast on every call)
    and averages window probabilities back to one prediction per text.
 
 Entities: with a model that has an ``entity`` head, each text may come with the entities it is
@@ -34,7 +36,7 @@ from monitor.classify.cache import PredictionCache
 from monitor.classify.entities import EntityQuery, locate, token_span
 from monitor.classify.longtext import LongTextPolicy, plan_spans, span_weights
 from monitor.classify.model import ENTITY, TASKS, MultiTaskModel, load_model, read_card
-from monitor.classify.quantize import Quantize, quantize_int8, resolve_quantize
+from monitor.classify.quantize import Quantize, cast_linears_bf16, quantize_int8, resolve_quantize
 from monitor.classify.text import normalise
 from monitor.contract import EntityPrediction, Prediction
 from monitor.metrics import Metrics
@@ -45,6 +47,10 @@ UNKNOWN_PROBS = {"unknown": 1.0}
 NO_ENTITIES: tuple[EntityQuery, ...] = ()
 # (window index, first token, end token) of one mention inside the model input of that window.
 Placement = tuple[int, int, int]
+# What one more forward batch costs on CPU beyond its padded tokens, in tokens (measured with
+# MiniLM-L6 on 2 cores, docs/bench-e2e.md Round 7). On CUDA a small forward is launch-bound, so
+# there the engine keeps the fewest batches (None).
+CPU_BATCH_COST_TOKENS = 160
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,7 +72,8 @@ def _special_affixes(tokenizer: object) -> tuple[list[int], list[int]]:
 
 
 class TorchClassifier:
-    """An exported FinMon model on one device. Not thread-safe: one thread owns it."""
+    """An exported FinMon model on one device. Not thread-safe: one thread owns it. It owns the
+    model it is given too: serving in bf16 stores the linear layers' weights in bf16."""
 
     def __init__(
         self,
@@ -82,16 +89,23 @@ class TorchClassifier:
         cache_items: int = 0,
         quantize: Quantize = "none",
         long_text: LongTextPolicy | None = None,
+        batch_cost_tokens: int | None = None,
     ) -> None:
         self.precision = resolve_quantize(quantize, device)
         if self.precision == "int8":
             model = quantize_int8(model)
         self._model = model.to(device).eval()
+        if device.type == "cuda" or self.precision == "bf16":  # the forward runs bf16 autocast
+            cast_linears_bf16(self._model)
         self._tokenizer = tokenizer
         self._device = device
         self._version = version
         self._max_batch_items = max_batch_items
         self._max_batch_tokens = max_batch_tokens
+        # None: the device's default (CPU_BATCH_COST_TOKENS on CPU, the fewest batches elsewhere).
+        if batch_cost_tokens is None and device.type == "cpu":
+            batch_cost_tokens = CPU_BATCH_COST_TOKENS
+        self._batch_cost_tokens = batch_cost_tokens
         self._max_length_tokens = max_length_tokens or model.meta.max_length_tokens
         self._prefix, self._suffix = _special_affixes(tokenizer)
         specials = len(self._prefix) + len(self._suffix)
@@ -115,6 +129,7 @@ class TorchClassifier:
         cache_items: int = 0,
         quantize: Quantize = "none",
         long_text: LongTextPolicy | None = None,
+        batch_cost_tokens: int | None = None,
     ) -> TorchClassifier:
         model, tokenizer = load_model(path)
         card = read_card(path)
@@ -134,6 +149,7 @@ class TorchClassifier:
             cache_items=cache_items,
             quantize=quantize,
             long_text=long_text,
+            batch_cost_tokens=batch_cost_tokens,
         )
 
     @property
@@ -259,7 +275,10 @@ class TorchClassifier:
         rows: list[int] = []
         parts: dict[str, list[torch.Tensor]] = {}
         for batch in split_batches(
-            [len(s) for s in segments], self._max_batch_items, self._max_batch_tokens
+            [len(s) for s in segments],
+            self._max_batch_items,
+            self._max_batch_tokens,
+            self._batch_cost_tokens,
         ):
             rows.extend(batch)
             asks = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from monitor.classify.batcher import BatchPolicy, MicroBatcher, split_batches
@@ -129,3 +131,52 @@ def test_split_batches_respects_both_bounds_and_covers_every_index() -> None:
         assert len(batch) <= 3
         assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 40
     assert [6] in batches  # 100 tokens: alone
+
+
+def _cost(lengths: list[int], batches: list[list[int]], per_batch: int) -> int:
+    return sum(max(lengths[i] for i in b) * len(b) + per_batch for b in batches)
+
+
+def _least_cost(lengths: list[int], max_items: int, max_tokens: int, per_batch: int) -> int:
+    """Brute force: every way to cut the sorted lengths into runs that keep both bounds."""
+    ordered = sorted(lengths)
+    best = None
+    for mask in range(1 << (len(ordered) - 1)):
+        runs, run = [], [ordered[0]]
+        for k, n in enumerate(ordered[1:]):
+            if mask >> k & 1:
+                runs.append(run)
+                run = []
+            run.append(n)
+        runs.append(run)
+        fits = [len(r) <= max_items and max(r) * len(r) <= max_tokens for r in runs]
+        if all(ok or len(r) == 1 for ok, r in zip(fits, runs, strict=True)):
+            cost = sum(max(r) * len(r) + per_batch for r in runs)
+            best = cost if best is None else min(best, cost)
+    assert best is not None
+    return best
+
+
+@pytest.mark.parametrize("per_batch", [0, 7, 40, 1000])
+def test_split_batches_finds_the_least_padded_plus_per_batch_cost(per_batch: int) -> None:
+    rng = random.Random(per_batch)
+    for _ in range(60):
+        lengths = [rng.choice([3, 5, 8, 13, 21, 34, 60]) for _ in range(rng.randint(1, 9))]
+        batches = split_batches(lengths, max_items=4, max_tokens=90, batch_cost_tokens=per_batch)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        for batch in batches:
+            assert len(batch) == 1 or (
+                len(batch) <= 4 and max(lengths[i] for i in batch) * len(batch) <= 90
+            )
+        assert _cost(lengths, batches, per_batch) == _least_cost(lengths, 4, 90, per_batch)
+
+
+def test_split_batches_cuts_off_a_long_tail_when_padding_outweighs_a_forward() -> None:
+    lengths = [12] * 30 + [60]
+    # one batch pads 31 items to 60 tokens (1,860); apart, 30 x 12 + 60 = 420 plus one forward
+    assert split_batches(lengths, 256, 4096, batch_cost_tokens=256) == [list(range(30)), [30]]
+    # a forward that costs more than the 1,440 padded tokens saved keeps the call whole
+    assert len(split_batches(lengths, 256, 4096, batch_cost_tokens=1500)) == 1
+    # None: the fewest batches, as greedy packing under the budget gives
+    assert len(split_batches(lengths, 256, 4096)) == 1
+    assert len(split_batches(lengths, 256, 1000)) == 2

@@ -129,6 +129,25 @@ def test_auto_precision_is_bf16_only_on_native_bf16_cpus(tiny_model_dir: Path) -
     assert auto.precision == ("bf16" if cpu_has_bf16() else "none")
 
 
+def test_bf16_serving_casts_linear_weights_once_and_keeps_autocast_outputs(
+    tiny_model_dir: Path,
+) -> None:
+    reference, tok = load_model(tiny_model_dir)
+    clf = TorchClassifier.from_dir(tiny_model_dir, device="cpu", quantize="bf16")
+    linears = [m for m in clf.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = reference.encoder(**enc).last_hidden_state
+        logits = reference.logits(reference.pool(hidden, enc["attention_mask"]))
+    for task in ("sentiment", "topic"):
+        want = torch.softmax(logits[task].float(), dim=-1)
+        names = reference.meta.labels[task]
+        for row, pred in zip(want.tolist(), clf.predict(TEXTS), strict=True):
+            got = pred.sentiment_probs if task == "sentiment" else pred.topic_probs
+            assert [got[n] for n in names] == pytest.approx(row, abs=2e-3)  # bf16 kernels
+
+
 def test_temperature_survives_export_and_softens_probabilities(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
