@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from monitor.classify.batcher import BatchPolicy, MicroBatcher, split_batches
+from monitor.classify.batcher import BatchPolicy, MicroBatcher, padded_tokens, split_batches
 
 
 class FakeClock:
@@ -134,7 +134,7 @@ def test_split_batches_respects_both_bounds_and_covers_every_index() -> None:
 
 
 def _cost(lengths: list[int], batches: list[list[int]], per_batch: int) -> int:
-    return sum(max(lengths[i] for i in b) * len(b) + per_batch for b in batches)
+    return sum(padded_tokens([lengths[i] for i in b]) + per_batch for b in batches)
 
 
 def _least_cost(lengths: list[int], max_items: int, max_tokens: int, per_batch: int) -> int:
@@ -151,7 +151,7 @@ def _least_cost(lengths: list[int], max_items: int, max_tokens: int, per_batch: 
         runs.append(run)
         fits = [len(r) <= max_items and max(r) * len(r) <= max_tokens for r in runs]
         if all(ok or len(r) == 1 for ok, r in zip(fits, runs, strict=True)):
-            cost = sum(max(r) * len(r) + per_batch for r in runs)
+            cost = sum(padded_tokens(r) + per_batch for r in runs)
             best = cost if best is None else min(best, cost)
     assert best is not None
     return best
