@@ -95,6 +95,7 @@ def load_classifier(settings: Settings, metrics: Metrics, path: str | None = Non
         quantize=model.quantize,
         long_text=LongTextPolicy(strategy=model.long_text, max_chunks=model.max_chunks),
         metrics=metrics,
+        threads=model.torch_threads or None,
     )
 
 

@@ -129,6 +129,20 @@ def split_batches(
     return batches
 
 
+def spread(batches: list[list[int]], parts: int) -> list[list[int]]:
+    """``batches`` with the largest halved (by items, neighbours kept together) until there are
+    at least ``parts`` of them or every batch is one item: work for ``parts`` forward workers."""
+    out = [list(b) for b in batches]
+    while len(out) < parts:
+        largest = max(range(len(out)), key=lambda i: len(out[i]), default=None)
+        if largest is None or len(out[largest]) < 2:
+            break
+        batch = out.pop(largest)
+        half = len(batch) // 2
+        out[largest:largest] = [batch[:half], batch[half:]]
+    return out
+
+
 class MicroBatcher(Generic[T]):
     """A bounded FIFO that hands out batches. Not thread-safe: one owner calls it."""
 

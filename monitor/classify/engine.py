@@ -13,7 +13,9 @@ CUDA. One call:
 4. runs each batch under ``torch.inference_mode`` (bf16 autocast on CUDA; on CPU fp32, bf16
    autocast or int8, see :mod:`monitor.classify.quantize`; under autocast the linear weights are
    stored in bf16 once instead of cast on every call)
-   and averages window probabilities back to one prediction per text.
+   and averages window probabilities back to one prediction per text. On CPU a call's batches
+   run on two forward worker threads at once (a call of one batch is halved for them), each with
+   half the torch threads.
 
 Entities: with a model that has an ``entity`` head, each text may come with the entities it is
 asked about (:class:`monitor.classify.entities.EntityQuery`). Each is located in the normalised
@@ -27,11 +29,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import torch
 
-from monitor.classify.batcher import split_batches
+from monitor.classify.batcher import padded_tokens, split_batches, spread
 from monitor.classify.cache import PredictionCache
 from monitor.classify.entities import EntityQuery, locate, token_span
 from monitor.classify.longtext import LongTextPolicy, plan_spans, span_weights
@@ -51,6 +54,16 @@ Placement = tuple[int, int, int]
 # MiniLM-L6 on 2 cores, docs/bench-e2e.md Round 7). On CUDA a small forward is launch-bound, so
 # there the engine keeps the fewest batches (None).
 CPU_BATCH_COST_TOKENS = 160
+# On CPU the forward batches of a call run on FORWARD_WORKERS threads at once, each with its share
+# of the torch threads: one forward's Python and small kernels overlap the other's, where one
+# forward on all the threads waits at each kernel for the slowest. 2 x 1 thread ran 1.3 to 1.5x
+# the items/s of 1 x 2 threads on 2 cores, from calls of 20 items to 256 (docs/bench-e2e.md,
+# Round 8). More workers would queue on the GIL (each forward's Python holds it).
+FORWARD_WORKERS = 2
+# The process's torch thread count when the engine module loads (after ``model.torch_threads``
+# is applied), read once: torch hands a new thread the count last set by any thread, and each
+# forward worker sets its own share.
+PROCESS_THREADS = torch.get_num_threads()
 
 
 def pick_device(name: str) -> torch.device:
@@ -72,8 +85,9 @@ def _special_affixes(tokenizer: object) -> tuple[list[int], list[int]]:
 
 
 class TorchClassifier:
-    """An exported FinMon model on one device. Not thread-safe: one thread owns it. It owns the
-    model it is given too: serving in bf16 stores the linear layers' weights in bf16."""
+    """An exported FinMon model on one device. Not thread-safe: one thread owns it (and the
+    tokenizer); on CPU it hands forward batches to its own worker threads. It owns the model it
+    is given too: serving in bf16 stores the linear layers' weights in bf16."""
 
     def __init__(
         self,
@@ -90,6 +104,7 @@ class TorchClassifier:
         quantize: Quantize = "none",
         long_text: LongTextPolicy | None = None,
         batch_cost_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.precision = resolve_quantize(quantize, device)
         if self.precision == "int8":
@@ -106,6 +121,19 @@ class TorchClassifier:
         if batch_cost_tokens is None and device.type == "cpu":
             batch_cost_tokens = CPU_BATCH_COST_TOKENS
         self._batch_cost_tokens = batch_cost_tokens
+        threads = threads or PROCESS_THREADS
+        self._workers = min(FORWARD_WORKERS, threads) if device.type == "cpu" else 1
+        share = max(1, threads // self._workers)
+        self._pool = (
+            ThreadPoolExecutor(
+                self._workers,
+                thread_name_prefix="finmon-forward",
+                initializer=torch.set_num_threads,
+                initargs=(share,),
+            )
+            if self._workers > 1
+            else None
+        )
         self._max_length_tokens = max_length_tokens or model.meta.max_length_tokens
         self._prefix, self._suffix = _special_affixes(tokenizer)
         specials = len(self._prefix) + len(self._suffix)
@@ -130,6 +158,7 @@ class TorchClassifier:
         quantize: Quantize = "none",
         long_text: LongTextPolicy | None = None,
         batch_cost_tokens: int | None = None,
+        threads: int | None = None,
     ) -> TorchClassifier:
         model, tokenizer = load_model(path)
         card = read_card(path)
@@ -150,6 +179,7 @@ class TorchClassifier:
             quantize=quantize,
             long_text=long_text,
             batch_cost_tokens=batch_cost_tokens,
+            threads=threads,
         )
 
     @property
@@ -164,6 +194,11 @@ class TorchClassifier:
     def model(self) -> MultiTaskModel:
         """The served model (read-only use: sizes, heads)."""
         return self._model
+
+    @property
+    def forward_workers(self) -> int:
+        """How many forward batches of one call run at once (1 on CUDA)."""
+        return self._workers
 
     @property
     def scores_entities(self) -> bool:
@@ -274,17 +309,24 @@ class TorchClassifier:
         entity_probs = torch.zeros((len(flat), len(self._labels.get(ENTITY, ()))))
         rows: list[int] = []
         parts: dict[str, list[torch.Tensor]] = {}
-        for batch in split_batches(
-            [len(s) for s in segments],
-            self._max_batch_items,
-            self._max_batch_tokens,
-            self._batch_cost_tokens,
+        batches = spread(
+            split_batches(
+                [len(s) for s in segments],
+                self._max_batch_items,
+                self._max_batch_tokens,
+                self._batch_cost_tokens,
+            ),
+            self._workers,
+        )
+        inputs = [[segments[i] for i in batch] for batch in batches]
+        asked = [
+            [(row, n, a, b) for row, i in enumerate(batch) for n, a, b in by_segment.get(i, [])]
+            for batch in batches
+        ]
+        for batch, asks, (values, entity) in zip(
+            batches, asked, self._run(inputs, asked), strict=True
         ):
             rows.extend(batch)
-            asks = [
-                (row, n, a, b) for row, i in enumerate(batch) for n, a, b in by_segment.get(i, [])
-            ]
-            values, entity = self._forward([segments[i] for i in batch], asks)
             for task, chunk in values.items():
                 parts.setdefault(task, []).append(chunk)
             if entity is not None:
@@ -337,6 +379,20 @@ class TorchClassifier:
         return Prediction(
             topic_probs=per_task["topic"], sentiment_probs=per_task["sentiment"], entities=entities
         )
+
+    def _run(
+        self, inputs: list[list[list[int]]], asked: list[list[tuple[int, int, int, int]]]
+    ) -> list[tuple[dict[str, torch.Tensor], torch.Tensor | None]]:
+        """``_forward`` of every batch, in order: on the forward workers, the most padded tokens
+        first, all finished before this returns (or raises the first batch's error)."""
+        if self._pool is None:
+            return [self._forward(b, a) for b, a in zip(inputs, asked, strict=True)]
+        order = sorted(range(len(inputs)), key=lambda i: -padded_tokens([len(s) for s in inputs[i]]))
+        futures: dict[int, Future[tuple[dict[str, torch.Tensor], torch.Tensor | None]]] = {
+            i: self._pool.submit(self._forward, inputs[i], asked[i]) for i in order
+        }
+        wait(futures.values())
+        return [futures[i].result() for i in range(len(inputs))]
 
     def _forward(
         self, batch: list[list[int]], asks: list[tuple[int, int, int, int]]

@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from monitor.classify.batcher import BatchPolicy, MicroBatcher, padded_tokens, split_batches
+from monitor.classify.batcher import (
+    BatchPolicy,
+    MicroBatcher,
+    padded_tokens,
+    split_batches,
+    spread,
+)
 
 
 class FakeClock:
@@ -180,3 +186,11 @@ def test_split_batches_cuts_off_a_long_tail_when_padding_outweighs_a_forward() -
     # None: the fewest batches, as greedy packing under the budget gives
     assert len(split_batches(lengths, 256, 4096)) == 1
     assert len(split_batches(lengths, 256, 1000)) == 2
+
+
+def test_spread_halves_the_largest_batch_until_every_worker_has_one() -> None:
+    assert spread([[0, 1, 2, 3, 4]], 2) == [[0, 1], [2, 3, 4]]
+    assert spread([[0, 1, 2], [3, 4, 5, 6, 7, 8]], 3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert spread([[0, 1], [2]], 2) == [[0, 1], [2]]  # already enough: unchanged
+    assert spread([[0]], 4) == [[0]]  # one item cannot be split
+    assert spread([], 2) == []

@@ -148,6 +148,26 @@ def test_bf16_serving_casts_linear_weights_once_and_keeps_autocast_outputs(
             assert [got[n] for n in names] == pytest.approx(row, abs=2e-3)  # bf16 kernels
 
 
+def test_cpu_forward_batches_run_on_two_workers_with_the_same_outputs(
+    tiny_model_dir: Path,
+) -> None:
+    import threading
+
+    pooled = TorchClassifier.from_dir(tiny_model_dir, device="cpu", threads=2)
+    inline = TorchClassifier.from_dir(tiny_model_dir, device="cpu", threads=1)
+    assert (pooled.forward_workers, inline.forward_workers) == (2, 1)
+    seen: list[tuple[str, int]] = []
+    pooled.model.encoder.register_forward_pre_hook(
+        lambda *_: seen.append((threading.current_thread().name, torch.get_num_threads()))
+    )
+    got, want = pooled.predict(TEXTS), inline.predict(TEXTS)
+    # One call of four texts is one batch by the split, halved for the two workers.
+    assert len(seen) == 2 and all(n.startswith("finmon-forward") and t == 1 for n, t in seen)
+    for a, b in zip(got, want, strict=True):
+        assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-5)
+        assert a.topic_probs == pytest.approx(b.topic_probs, abs=1e-5)
+
+
 def test_temperature_survives_export_and_softens_probabilities(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
