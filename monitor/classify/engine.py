@@ -387,7 +387,8 @@ class TorchClassifier:
         first, all finished before this returns (or raises the first batch's error)."""
         if self._pool is None:
             return [self._forward(b, a) for b, a in zip(inputs, asked, strict=True)]
-        order = sorted(range(len(inputs)), key=lambda i: -padded_tokens([len(s) for s in inputs[i]]))
+        work = [padded_tokens([len(s) for s in batch]) for batch in inputs]
+        order = sorted(range(len(inputs)), key=lambda i: -work[i])
         futures: dict[int, Future[tuple[dict[str, torch.Tensor], torch.Tensor | None]]] = {
             i: self._pool.submit(self._forward, inputs[i], asked[i]) for i in order
         }
