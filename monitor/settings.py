@@ -56,6 +56,11 @@ class KafkaSettings(_Frozen):
     heartbeat_interval_ms: int = Field(default=2_000, ge=100)
     max_poll_records: int = Field(default=256, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
+    # How long the broker may hold a consumer's fetch that finds nothing new. The embedded broker
+    # does not answer a held fetch when a record arrives, so kafka-python's 500 added up to 250
+    # ms to an item's latency (p50 125 ms against 10 at 50; docs/bench-e2e.md, Round 8); 50
+    # costs an idle consumer about 20 empty fetches a second.
+    fetch_max_wait_ms: int = Field(default=50, ge=0, le=30_000)
     producer_acks: Literal["all", "1"] = "all"
     produce_timeout_sec: float = Field(default=30.0, gt=0)
     create_topics: bool = True

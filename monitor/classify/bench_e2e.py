@@ -12,7 +12,9 @@ One process, one loaded model, the same texts. Each repeat:
 4. then feeds it at half that rate (half the engine's, where the role measured above the engine
    alone, which on a shared CPU it can) for ``latency_sec`` and takes each item's end-to-end
    latency: the scored record's timestamp minus the raw record's;
-5. times the engine alone again (the CPU is shared: before and after bracket the role).
+5. feeds it lightly (``light_rate_items_per_s``, 20, for ``light_sec``, 5 s: night volume) and
+   takes the same latency with the model mostly idle;
+6. times the engine alone again (the CPU is shared: before and after bracket the role).
 
 The role runs at default settings except ``model.cache_items: 0`` (a repeat answered from the cache
 measures the cache, not the path). Stage seconds come from ``finmon_classify_stage_seconds``;
@@ -69,6 +71,9 @@ class E2EPlan:
     n: int = 6000
     repeats: int = 1
     latency_sec: float = 10.0
+    # Then a light feed, as at night: latency when the model is mostly idle.
+    light_rate_items_per_s: float = 20.0
+    light_sec: float = 5.0
     device: str = "cpu"
     phase_timeout_sec: float = 300.0
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -322,6 +327,18 @@ def run_repeat(
                 daemon.stop_event.is_set,
             )
             latency_stats = _Snapshot(metrics).since(lat_before, lat_n)
+        light_n = int(plan.light_rate_items_per_s * plan.light_sec) if complete else 0
+        light_ids = [f"light-{tag}-{i}" for i in range(light_n)]
+        if light_n:
+            light_texts = [texts[i % len(texts)] for i in range(light_n)]
+            produce_paced(
+                producer, kafka.raw_topic, light_ids, light_texts, plan.light_rate_items_per_s
+            )
+            _wait_for(
+                lambda: _scored_count(metrics) - base >= len(texts) + lat_n + light_n,
+                plan.phase_timeout_sec,
+                daemon.stop_event.is_set,
+            )
     finally:
         daemon.stop()
         producer.close()
@@ -333,6 +350,7 @@ def run_repeat(
     dlq = read_topic(bootstrap, kafka.dlq_topic)
     first_phase = [r for r in scored if json.loads(r.value)["id"] in set(ids)]
     latencies = [(scored_ids[i] - raw_ts[i]) / 1000 for i in lat_ids if i in scored_ids]
+    light = [(scored_ids[i] - raw_ts[i]) / 1000 for i in light_ids if i in scored_ids]
     engine_rate = statistics.mean([engine_before["texts_per_s"], engine_after["texts_per_s"]])
     e2e_rate = _rate(first_phase)
     return {
@@ -341,13 +359,17 @@ def run_repeat(
         "engine_after_texts_per_s": engine_after["texts_per_s"],
         "e2e_items_per_s": e2e_rate,
         "e2e_vs_engine": e2e_rate / engine_rate,
-        "all_ids_scored": set(ids) | set(lat_ids) <= set(scored_ids),
-        "missing_ids": len((set(ids) | set(lat_ids)) - set(scored_ids)),
+        "all_ids_scored": set(ids) | set(lat_ids) | set(light_ids) <= set(scored_ids),
+        "missing_ids": len((set(ids) | set(lat_ids) | set(light_ids)) - set(scored_ids)),
         "dead_letters": len(dlq),
         "latency_rate_items_per_s": 0.5 * max_rate,
         "latency_items": len(latencies),
         "p50_latency_ms": _percentile_ms(latencies, 0.5),
         "p99_latency_ms": _percentile_ms(latencies, 0.99),
+        "light_rate_items_per_s": plan.light_rate_items_per_s,
+        "light_items": len(light),
+        "light_p50_latency_ms": _percentile_ms(light, 0.5),
+        "light_p99_latency_ms": _percentile_ms(light, 0.99),
         "e2e": throughput_stats,
         # The same counters over the latency phase (CPU includes the paced producer's).
         "latency": latency_stats,
@@ -399,6 +421,8 @@ def run_e2e_bench(
         "e2e_items_per_s": statistics.median(r["e2e_items_per_s"] for r in runs),
         "p50_latency_ms": _summary(runs, "p50_latency_ms", statistics.median),
         "p99_latency_ms": _summary(runs, "p99_latency_ms", max),
+        "light_p50_latency_ms": _summary(runs, "light_p50_latency_ms", statistics.median),
+        "light_p99_latency_ms": _summary(runs, "light_p99_latency_ms", max),
         "all_ids_scored": all(r["all_ids_scored"] for r in runs),
         "load_avg_before": [round(v, 2) for v in load_before],
         "load_avg_after": [round(v, 2) for v in os.getloadavg()],
@@ -433,7 +457,8 @@ def format_e2e_report(result: dict[str, Any]) -> str:
     lines.append(
         f"e2e / engine: median {result['e2e_vs_engine']:.3f} "
         f"(min {result['e2e_vs_engine_min']:.3f}, max {result['e2e_vs_engine_max']:.3f}); "
-        f"p99 latency at half rate {_ms(result['p99_latency_ms'])} ms"
+        f"p99 latency at half rate {_ms(result['p99_latency_ms'])} ms; light feed p50 / p99 "
+        f"{_ms(result['light_p50_latency_ms'])} / {_ms(result['light_p99_latency_ms'])} ms"
     )
     last = result["runs"][-1]
     for name in ("e2e", "engine"):

@@ -81,6 +81,7 @@ def make_consumer(
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=settings.max_poll_records,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     consumer.subscribe(list(topics), listener=listener)
     return consumer

@@ -36,7 +36,7 @@ def test_texts_without_shared_data_come_from_the_generator() -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_every_item_is_scored_and_the_report_has_each_stage(tiny_model_dir: Path) -> None:
-    plan = E2EPlan(n=96, latency_sec=1.0, device="cpu", phase_timeout_sec=120)
+    plan = E2EPlan(n=96, latency_sec=1.0, light_sec=1.0, device="cpu", phase_timeout_sec=120)
     result = run_e2e_bench(tiny_model_dir, plan=plan, shared_data=None)
     json.dumps(result, allow_nan=False)  # --json prints valid JSON
     [run] = result["runs"]
@@ -45,6 +45,8 @@ def test_every_item_is_scored_and_the_report_has_each_stage(tiny_model_dir: Path
     assert run["e2e_vs_engine"] == pytest.approx(run["e2e_items_per_s"] / run["engine_texts_per_s"])
     assert run["latency_items"] > 0
     assert 0 < run["p50_latency_ms"] <= run["p99_latency_ms"]
+    assert run["light_items"] == 20  # 20 items/s for 1 s, every one scored and timed
+    assert 0 < run["light_p50_latency_ms"] <= run["light_p99_latency_ms"]
     stages = run["e2e"]["stage_ms_per_item"]
     for stage in ("decode", "tokenize", "forward", "encode", "produce"):
         assert stages[stage] > 0, stage
