@@ -60,8 +60,11 @@ def run(
         # Before torch is imported and the model loads: no broker is said in seconds.
         require_broker(settings.kafka)
         from monitor.daemon import Daemon
+        from monitor.memory import freeze_loaded_objects
 
-        Daemon.from_settings(settings).run()
+        daemon = Daemon.from_settings(settings)
+        freeze_loaded_objects()  # the loaded model, once: full collections stop stalling roles
+        daemon.run()
     except ConfigError as exc:
         typer.echo(f"finmon: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -45,6 +45,7 @@ from monitor.classify.entities import entity_queries
 from monitor.classify.protocol import Classifier
 from monitor.daemon import Daemon, load_classifier
 from monitor.ingest import kafka_io
+from monitor.memory import freeze_loaded_objects
 from monitor.metrics import Metrics, build_metrics
 from monitor.settings import Settings, load_settings
 from monitor.tickers import EMPTY_DICTIONARY
@@ -399,6 +400,7 @@ def run_e2e_bench(
         settings = bench_settings(model_dir, broker.bootstrap_servers, plan)
         classifier = load_classifier(settings, metrics)
         classifier.predict(texts[:64])  # warm-up
+        freeze_loaded_objects()  # as `finmon run` does once the model is loaded
         runs = []
         for repeat in range(plan.repeats):
             if repeat:

@@ -10,7 +10,12 @@ import sys
 
 import pytest
 
-from monitor.memory import CACHE_VARIABLES, bound_native_caches, limit_malloc_arenas
+from monitor.memory import (
+    CACHE_VARIABLES,
+    bound_native_caches,
+    freeze_loaded_objects,
+    limit_malloc_arenas,
+)
 
 REPORT = (
     "import json, os, sys\n"
@@ -58,3 +63,16 @@ def test_bound_native_caches_keeps_what_is_set() -> None:
 def test_malloc_arenas_are_limited_unless_the_variable_already_did() -> None:
     assert limit_malloc_arenas({}) is True
     assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False
+
+
+def test_freeze_moves_live_objects_out_of_the_collected_generations() -> None:
+    import gc
+
+    loaded = [[i] for i in range(10_000)]  # stands in for a loaded model's objects
+    try:
+        frozen = freeze_loaded_objects()
+        assert frozen >= len(loaded) and gc.get_freeze_count() == frozen
+        collected = {id(o) for o in gc.get_objects(generation=2)}
+        assert not any(id(x) in collected for x in loaded)
+    finally:
+        gc.unfreeze()
