@@ -153,7 +153,8 @@ class ModelSettings(_Frozen):
     # Texts past max_length_tokens: chunk_mean (windows averaged, headline first) or truncate.
     long_text: Literal["chunk_mean", "truncate"] = "chunk_mean"
     max_chunks: int = Field(default=8, ge=1, le=64)
-    # CPU threads for the model's matmuls; 0 keeps torch's default (one per core).
+    # CPU threads for the model's matmuls; 0 keeps torch's default (one per core). On CPU the
+    # engine runs two forward batches at once, each on half of them (docs/bench-e2e.md, Round 8).
     torch_threads: int = Field(default=0, ge=0, le=256)
     # YAML/JSON file {ticker: [name, alias, ...]}: names that count as entities of that ticker
     # (scored by a model with an entity head, beside cashtags and the input tickers), and that
