@@ -71,7 +71,8 @@ def test_freeze_moves_live_objects_out_of_the_collected_generations() -> None:
     loaded = [[i] for i in range(10_000)]  # stands in for a loaded model's objects
     try:
         frozen = freeze_loaded_objects()
-        assert frozen >= len(loaded) and gc.get_freeze_count() == frozen
+        # Other threads' objects come and go from the permanent generation: only a lower bound.
+        assert frozen >= len(loaded)
         collected = {id(o) for o in gc.get_objects(generation=2)}
         assert not any(id(x) in collected for x in loaded)
     finally:
