@@ -89,6 +89,10 @@ class TrainConfig:
     # vectors of the training texts (LP-FT, pipelines.probe) instead of at random: a time-capped
     # teacher learns in fewer steps (docs/training-log.md, runs 14 and 15).
     teacher_probe_init: bool = False
+    # An exported finmon model (a directory) as the teacher instead of training any: its
+    # probabilities label every training text (entities of news rows too) and the student
+    # learns from them as above. Not with self_distill.
+    teacher_model: str | None = None
     distill_weight: float = 0.5
     # Softens the teachers' and the student's distributions in the distillation term (1: as is).
     distill_temperature: float = 1.0
@@ -121,10 +125,10 @@ class TrainConfig:
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be in [0, 1]"),
             ("entity_weight", self.entity_weight >= 0, "must be >= 0"),
             (
-                "news_train",
-                not self.news_train or not self.self_distill,
-                "cannot be combined with self_distill (the teachers' labelling pass carries no "
-                "entity spans); set self_distill: false",
+                "teacher_model",
+                self.teacher_model is None or (self.teacher_model != "" and not self.self_distill),
+                "names an exported model directory and cannot be combined with self_distill "
+                "(which trains its own teachers); set one of them",
             ),
             ("distill_temperature", self.distill_temperature >= 1, "must be >= 1 (1: as is)"),
             ("teacher_epochs", self.teacher_epochs > 0, "must be > 0"),
@@ -160,6 +164,12 @@ class TrainConfig:
                 where = self.path(value)
                 if not where.is_dir():
                     raise TrainConfigError(key, f"no model directory at {where}; {MODEL_HINT}")
+        if self.teacher_model is not None and not self.path(self.teacher_model).is_dir():
+            raise TrainConfigError(
+                "teacher_model",
+                f"no model directory at {self.path(self.teacher_model)}; train the teacher "
+                "first (finmon train --out DIR) and name DIR",
+            )
 
     def path(self, value: str) -> Path:
         """A data path, resolved against ``data_root`` when relative."""

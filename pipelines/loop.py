@@ -21,7 +21,14 @@ from monitor.classify.model import ENTITY, MultiTaskModel
 from pipelines.batching import IGNORE, Encoded, collate, epoch_batches
 from pipelines.checkpoint import Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import SoftTargets, batch_targets, check_aligned, distill_loss
+from pipelines.distill import (
+    SoftTargets,
+    batch_span_targets,
+    batch_targets,
+    check_aligned,
+    distill_loss,
+    entity_distill_loss,
+)
 from pipelines.entities import collate_spans, predict_entities
 from pipelines.plan import FitStage
 from pipelines.precision import autocast, use_bf16
@@ -82,6 +89,8 @@ class LoopData:
     targets: SoftTargets | None = None
     # What the news file gave (pipelines.news), for the model card; empty without one.
     news_stats: Mapping[str, Any] = field(default_factory=dict)
+    # Per news training row, whether each of its entities was found (pipelines.news).
+    entity_found: tuple[tuple[bool, ...], ...] = ()
 
 
 def masked_loss(
@@ -146,6 +155,8 @@ class TrainLoop:
         self.per_epoch = max(1, -(-len(self.data) // config.batch_size))
         self.eval_every = max(1, round(self.per_epoch / config.evals_per_epoch))
         self._lengths = self.data.lengths()
+        counts = [len(row) for row in self.data.spans or ()]
+        self._span_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
         self._base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
         for group, base in zip(optimizer.param_groups, self._base_lrs, strict=True):
@@ -210,14 +221,14 @@ class TrainLoop:
         schedule = WarmupLinear(self.state.warmup_steps, self.state.total_steps)
         for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
             group["lr"] = base * schedule.factor(self.state.step)
-        entity = None
+        entity, entity_taught = None, None
         with autocast(self.device, self.bf16):
             if self.data.spans is None:
                 logits = self.model.logits(self.model.features(**inputs))
             else:
                 hidden = self.model.encoder(**inputs).last_hidden_state
                 logits = self.model.logits(self.model.pool(hidden, inputs["attention_mask"]))
-                entity = self._entity_loss(batch, hidden, inputs["attention_mask"])
+                entity, entity_taught = self._entity_loss(batch, hidden, inputs["attention_mask"])
         loss = masked_loss(logits, labels, self.config.label_smoothing)
         if entity is not None:
             loss = loss + self.config.entity_weight * entity
@@ -225,6 +236,8 @@ class TrainLoop:
             weight = self.config.distill_weight
             targets = batch_targets(self.soft, batch, self.device)
             taught = distill_loss(logits, targets, self.config.distill_temperature)
+            if entity_taught is not None:
+                taught = taught + self.config.entity_weight * entity_taught
             loss = (1.0 - weight) * loss + weight * taught
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -235,15 +248,20 @@ class TrainLoop:
 
     def _entity_loss(
         self, batch: np.ndarray, hidden: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor | None:
-        """Mean cross-entropy of the entity head over the batch's spans (None without any)."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Mean cross-entropy of the entity head over the batch's spans against the gold labels
+        and, with entity soft targets, against the teacher's (None where there is nothing)."""
         table, targets = collate_spans(self.data, batch, self.device)
         if not len(targets):
-            return None
+            return None, None
         logits = self.model.entity_logits(hidden, mask, table)
-        return nn.functional.cross_entropy(
+        gold = nn.functional.cross_entropy(
             logits.float(), targets, label_smoothing=self.config.label_smoothing
         )
+        if self.soft is None:
+            return gold, None
+        soft = batch_span_targets(self.soft, self._span_starts, batch, self.device)
+        return gold, None if soft is None else entity_distill_loss(logits, soft)
 
     def _eval_due(self) -> bool:
         step = self.state.step

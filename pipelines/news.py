@@ -18,7 +18,14 @@ from monitor.classify.model import ENTITY
 from pipelines.batching import Encoded
 from pipelines.config import TrainConfig
 from pipelines.data import LABEL, file_sha256
-from pipelines.entities import MIXED_ID, encode_news, load_news, span_labels, split_news
+from pipelines.entities import (
+    MIXED_ID,
+    NewsData,
+    encode_news,
+    load_news,
+    span_labels,
+    split_news,
+)
 from pipelines.labels import SENTIMENT_LABELS
 from pipelines.loop import Holdout
 
@@ -30,19 +37,21 @@ NEWS_ENTITY = "news_entity"
 
 @dataclass(frozen=True)
 class NewsInputs:
-    """Encoded news training rows (None without ``news_train``), holdouts, card stats."""
+    """Encoded news training rows (None without ``news_train``), holdouts, card stats, and
+    per training row whether each of its entities was found (the entity soft targets of a
+    distilled run are given per entity, :func:`pipelines.distill.span_targets`)."""
 
     train: Encoded | None = None
     holdouts: Mapping[str, Holdout] = field(default_factory=dict)
     stats: Mapping[str, Any] = field(default_factory=dict)
+    train_found: tuple[tuple[bool, ...], ...] = ()
 
 
-def news_inputs(
-    config: TrainConfig, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[str]
-) -> NewsInputs:
-    """Load, split and encode ``config.news_train``; empty without it. Raises DataError."""
+def load_news_split(config: TrainConfig) -> NewsData | None:
+    """``config.news_train`` loaded and split (None without it); the same split every time the
+    config is the same. Raises DataError."""
     if not config.news_train:
-        return NewsInputs()
+        return None
     path = config.path(config.news_train)
     frame = load_news(path, config.text_col, config.label_col, config.entities_col)
     test = None
@@ -50,11 +59,24 @@ def news_inputs(
         test_path = config.path(config.news_test)
         test = load_news(test_path, config.text_col, config.label_col, config.entities_col)
     news = split_news(frame, config.holdout_fraction, config.seed, test)
+    sha = file_sha256(path)
+    return NewsData(news.train, news.holdout, {"file": str(path), "sha256": sha, **news.stats})
+
+
+def news_inputs(
+    config: TrainConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Sequence[str],
+    news: NewsData | None,
+) -> NewsInputs:
+    """Encode a loaded news split (:func:`load_news_split`); empty without one."""
+    if news is None:
+        return NewsInputs()
     train = encode_news(tokenizer, news.train, tasks, config.max_length_tokens)
     held = encode_news(tokenizer, news.holdout, tasks, config.max_length_tokens)
     missing = sum(not f for row in train.found + held.found for f in row)
-    stats = {"file": str(path), "sha256": file_sha256(path), **news.stats, "not_found": missing}
-    logger.info("news %s: %s", path, stats)
+    stats = {**news.stats, "not_found": missing}
+    logger.info("news: %s", stats)
     single = news.holdout[LABEL].to_numpy() < MIXED_ID
     headline = Encoded(
         tuple(ids for ids, keep in zip(held.data.input_ids, single, strict=True) if keep),
@@ -66,4 +88,4 @@ def news_inputs(
             held.data, SENTIMENT_LABELS, head=ENTITY, truth=span_labels(held.data)
         ),
     }
-    return NewsInputs(train.data, holdouts, stats)
+    return NewsInputs(train.data, holdouts, stats, train.found)

@@ -3,7 +3,8 @@
 A plain run is one stage, the student. With ``self_distill`` it is ``teachers`` fit stages (each
 exported to its own directory under the run's), one labelling pass (the teachers' mean
 probabilities for every training text, kept in a file), then the student, which learns from those
-targets and the gold labels and is what the run exports. Every stage writes one artefact in the
+targets and the gold labels and is what the run exports. With ``teacher_model`` (an exported
+model) it is that model's labelling pass, then the student. Every stage writes one artefact in the
 run directory; ``--resume`` reuses a finished artefact and continues a stage that left a
 checkpoint (pipelines.train). Pure: no torch, nothing written.
 """
@@ -81,6 +82,11 @@ def build_plan(config: TrainConfig, out_dir: Path) -> Plan:
         probe_init=False,
         score_tests=True,
     )
+    if config.teacher_model is not None:  # an exported teacher: nothing to train before
+        labelling = LabelStage(
+            teacher_dirs=(config.path(config.teacher_model),), out_file=out_dir / LABELS_FILE
+        )
+        return Plan(teachers=(), labelling=labelling, student=student)
     if not config.self_distill:
         return Plan(teachers=(), labelling=None, student=student)
     teachers = tuple(_teacher(config, out_dir, index) for index in range(config.teachers))

@@ -29,12 +29,12 @@ from pipelines.batching import Encoded, encode
 from pipelines.calibrate import fit_temperature
 from pipelines.checkpoint import CHECKPOINT_FILE, Checkpointer
 from pipelines.config import TrainConfig
-from pipelines.distill import SoftTargets, ensemble_targets
-from pipelines.entities import join
+from pipelines.distill import SoftTargets, ensemble_targets, span_targets
+from pipelines.entities import NewsData, join
 from pipelines.errors import CheckpointError
 from pipelines.export import export_model, test_metrics, update_card
 from pipelines.loop import Holdout, LoopData, LoopState, TrainLoop, restore
-from pipelines.news import news_inputs
+from pipelines.news import load_news_split, news_inputs
 from pipelines.plan import FitStage, LabelStage, Plan, build_plan
 from pipelines.precision import training_attention, use_bf16
 from pipelines.prepare import TaskData, load_tasks
@@ -79,6 +79,7 @@ class Context:
 
     config: TrainConfig
     tasks: Mapping[str, TaskData]
+    news: NewsData | None
     device: torch.device
     bf16: bool
     resume: bool
@@ -126,6 +127,7 @@ def make_context(
     return Context(
         config=config,
         tasks=load_tasks(config, frames),
+        news=load_news_split(config),
         device=device,
         bf16=use_bf16(config.precision, device),
         resume=resume,
@@ -146,7 +148,8 @@ def _run(plan: Plan, context: Context, started: float) -> TrainResult:
     spent_sec = context.clock() - label_started
     result = fit(plan.student, context, targets=targets, spent_sec=spent_sec)
     seconds = context.clock() - started
-    summaries = [_summary(t.card) for t in teachers]
+    cards = [t.card for t in teachers] or [read_card(d) for d in plan.labelling.teacher_dirs]
+    summaries = [_summary(card) for card in cards]
     several = {"teachers": summaries} if len(summaries) > 1 else {}
     card = update_card(
         plan.student.out_dir, teacher=summaries[0], **several, total_seconds=round(seconds, 1)
@@ -178,18 +181,24 @@ def label(stage: LabelStage, context: Context) -> SoftTargets:
     if context.resume and stage.out_file.is_file():
         logger.info("resume: teacher labels already in %s", stage.out_file)
         with np.load(stage.out_file) as saved:
-            return {task: saved[task] for task in tasks}
+            return {task: saved[task] for task in saved.files}
     config = context.config
+    texts = [text for data in tasks.values() for text in data.train["text"].tolist()]
+    news = context.news.train if context.news is not None else None
+    if news is not None:  # in the order the student joins them (build_stage)
+        texts += news["text"].tolist()
     targets = ensemble_targets(
         stage.teacher_dirs,
-        [text for data in tasks.values() for text in data.train["text"].tolist()],
+        texts,
         {t: d.spec.names for t, d in tasks.items()},
         max_length_tokens=config.max_length_tokens,
         batch_size=config.eval_batch_size,
         device=context.device,
         bf16=context.bf16,
+        news=news,
     )
     partial = stage.out_file.with_name(stage.out_file.name + ".partial.npz")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     np.savez(partial, **targets)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     partial.replace(stage.out_file)
     return targets
@@ -233,7 +242,7 @@ def fit(
         optimizer=optimizer,
         config=config,
         stage=stage,
-        data=replace(data, targets=targets),
+        data=replace(data, targets=_student_targets(targets, data)),
         state=state,
         checkpointer=checkpointer,
         clock=context.clock,
@@ -250,6 +259,14 @@ def fit(
     if not config.keep_checkpoint:
         checkpointer.remove()
     return result
+
+
+def _student_targets(targets: SoftTargets | None, data: LoopData) -> SoftTargets | None:
+    """The labelling pass's targets with the entity ones (given per entity) at the student's
+    spans."""
+    if targets is None or ENTITY not in targets:
+        return targets
+    return {**targets, ENTITY: span_targets(targets[ENTITY], data.entity_found)}
 
 
 def _reuse(stage: FitStage, checkpointer: Checkpointer) -> TrainResult:
@@ -291,12 +308,15 @@ def build_stage(stage: FitStage, context: Context) -> tuple[MultiTaskModel, Any,
         config.max_length_tokens,
     )
     holdouts = {t: _holdout(tokenizer, d, config) for t, d in tasks.items()}
-    news = news_inputs(config, tokenizer, list(tasks))
+    news = news_inputs(config, tokenizer, list(tasks), context.news)
     if news.train is not None:
         train_data = join(train_data, news.train)
     holdouts.update(news.holdouts)
     pad_id = int(tokenizer.pad_token_id or 0)
-    return model, tokenizer, LoopData(train_data, holdouts, pad_id, news_stats=news.stats)
+    data = LoopData(
+        train_data, holdouts, pad_id, news_stats=news.stats, entity_found=news.train_found
+    )
+    return model, tokenizer, data
 
 
 def _finish(loop: TrainLoop, tokenizer: Any, context: Context, *, seconds: float) -> TrainResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -53,3 +54,42 @@ def toy_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def frames() -> dict[str, pd.DataFrame]:
     return toy_frames()
+
+
+def toy_news(n: int = 160, seed: int = 0) -> pd.DataFrame:
+    """Headlines naming one or two companies, each followed by its own verb; the pairs with
+    different verbs are ``mixed``."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        first, second = f"Acme{i % 13}", f"Bolt{i % 7}"
+        a, b = rng.choice(list(SENTIMENT_WORDS)), rng.choice(list(SENTIMENT_WORDS))
+        if i % 3:
+            verbs = rng.choice(SENTIMENT_WORDS[a]), rng.choice(SENTIMENT_WORDS[b])
+            text = f"{first} {verbs[0]} as {second} {verbs[1]} #{i}"
+            entities = {first: a, second: b}
+            label = a if a == b else "mixed"
+        else:
+            text, entities, label = f"{first} {rng.choice(SENTIMENT_WORDS[a])} #{i}", {first: a}, a
+        rows.append((text, json.dumps(entities), label))
+    return pd.DataFrame(rows, columns=["text", "entities", "label"])
+
+
+def write_news(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def news_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained on toy tweets and ``toy_news(240)`` (all three heads)."""
+    from pipelines.train import train
+    from tests.pipelines.test_train import tiny_config
+
+    root = tmp_path_factory.mktemp("news")
+    news = write_news(root / "news_train.csv", toy_news(240))
+    config = tiny_config(tiny_base, news_train=str(news), epochs=6)
+    result = train(config, root / "model", frames=toy_frames(), progress=False)
+    assert set(result.metrics["holdout"]) == {"sentiment", "topic", "news_sentiment", "news_entity"}
+    assert result.card["news_data"]["not_found"] == 0
+    return result.model_dir

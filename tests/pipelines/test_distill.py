@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,22 @@ import pytest
 import torch
 
 import pipelines.train
-from monitor.classify.model import build_model, load_model, save_model
+from monitor.classify.model import ENTITY, build_model, load_model, save_model
 from pipelines.config import load_config
-from pipelines.distill import distill_loss, ensemble_targets, teacher_pass
+from pipelines.distill import (
+    distill_loss,
+    ensemble_targets,
+    entity_distill_loss,
+    span_targets,
+    teacher_pass,
+)
+from pipelines.entities import encode_news, load_news, predict_entities, span_labels
 from pipelines.errors import CheckpointError, TrainConfigError
 from pipelines.labels import TWITTER_TOPICS
 from pipelines.plan import FitStage, LabelStage, build_plan
 from pipelines.predict import predict_probs
 from pipelines.train import fit, label, make_context, train
-from tests.pipelines.conftest import toy_frames
+from tests.pipelines.conftest import toy_frames, toy_news, write_news
 from tests.pipelines.test_train import tiny_config
 
 SENTIMENT = ("negative", "neutral", "positive")
@@ -296,3 +304,100 @@ def test_distill_temperature_softens_both_sides_and_keeps_the_gradient_scale() -
     assert distill_loss({"s": teacher_logits}, soft, 3.0) < distill_loss({"s": logits}, soft, 3.0)
     with pytest.raises(TrainConfigError, match="distill_temperature"):
         load_config(None, distill_temperature=0.5)
+
+
+def test_teacher_model_cannot_be_combined_with_self_distill(tiny_base: Path) -> None:
+    with pytest.raises(TrainConfigError) as caught:
+        tiny_config(tiny_base, teacher_model="teacher", self_distill=True)
+    assert caught.value.key == "teacher_model"
+
+
+def test_a_missing_teacher_model_is_named_before_training(tiny_base: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_base, teacher_model=str(tmp_path / "absent"))
+    with pytest.raises(TrainConfigError) as caught:
+        train(config, tmp_path / "out", frames=toy_frames(), progress=False)
+    assert caught.value.key == "teacher_model" and "absent" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_span_targets_keep_the_entities_the_student_found() -> None:
+    per_entity = np.arange(12, dtype=np.float32).reshape(4, 3)
+    got = span_targets(per_entity, [(True, False), (True,), (False,)])
+    np.testing.assert_array_equal(got, per_entity[[0, 2]])
+    with pytest.raises(ValueError, match="4 rows for 1 entities"):
+        span_targets(per_entity, [(True,)])
+
+
+def test_entity_distill_loss_skips_spans_the_teacher_did_not_find() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    nan = float("nan")
+    target = torch.tensor([[1.0, 0.0, 0.0], [nan, nan, nan]])
+    expected = torch.nn.functional.cross_entropy(logits[:1], torch.tensor([0]))
+    loss = entity_distill_loss(logits, target)
+    assert loss is not None and loss.item() == pytest.approx(expected.item())
+    assert entity_distill_loss(logits, torch.full((2, 3), nan)) is None
+
+
+def test_teacher_pass_labels_every_entity_of_the_news_rows(
+    news_model: Path, tmp_path: Path
+) -> None:
+    frame = load_news(write_news(tmp_path / "news.csv", toy_news(20, seed=3)))
+    first = [*frame["entities"][0], ("Nowhere", 0)]  # not in the text: NaN, not a guess
+    frame["entities"] = [first, *frame["entities"][1:]]
+    soft = teacher_pass(
+        news_model,
+        frame["text"].tolist(),
+        {"sentiment": SENTIMENT},
+        max_length_tokens=24,
+        batch_size=8,
+        device=torch.device("cpu"),
+        news=frame,
+    )
+    probs = soft[ENTITY]
+    assert probs.shape == (sum(len(e) for e in frame["entities"]), 3)
+    missing = np.isnan(probs).any(axis=1)
+    assert missing.tolist() == [i == len(first) - 1 for i in range(len(probs))]
+    model, tokenizer = load_model(news_model)
+    encoded = encode_news(tokenizer, frame, [], 24)
+    own = predict_entities(model, encoded.data, batch_size=8, pad_id=0, device=torch.device("cpu"))
+    order = [list(model.meta.labels[ENTITY]).index(name) for name in SENTIMENT]
+    np.testing.assert_allclose(probs[~missing], own[:, order], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_student_learns_entity_sentiment_from_an_exported_teacher(
+    news_model: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    """``teacher_model`` with ``distill_weight: 1``: the student's news file has every entity
+    relabelled at random, yet it learns entity sentiment, from the teacher's labelling pass."""
+    rng = random.Random(5)
+    frame = toy_news(240)
+    frame["entities"] = [
+        json.dumps({name: rng.choice(SENTIMENT) for name in json.loads(cell)})
+        for cell in frame["entities"]
+    ]
+    news = write_news(tmp_path / "news_train.csv", frame)
+    config = tiny_config(
+        tiny_base,
+        news_train=str(news),
+        epochs=6,
+        teacher_model=str(news_model),
+        distill_weight=1.0,
+    )
+    result = train(config, tmp_path / "student", frames=toy_frames(), progress=False)
+    assert (
+        result.card["teacher"]["metrics"]
+        == json.loads((news_model / "model_card.json").read_text())["metrics"]
+    )
+    assert news_model.is_dir() and not (tmp_path / "student" / "teacher-labels.npz").exists()
+    test = load_news(write_news(tmp_path / "test.csv", toy_news(60, seed=9)))
+    model, tokenizer = load_model(result.model_dir)
+    encoded = encode_news(tokenizer, test, [], 24)
+    probs = predict_entities(
+        model, encoded.data, batch_size=16, pad_id=0, device=torch.device("cpu")
+    )
+    names = model.meta.labels[ENTITY]
+    truth = span_labels(encoded.data)
+    hits = [names[p] == SENTIMENT[t] for p, t in zip(probs.argmax(1), truth, strict=True)]
+    accuracy = float(np.mean(hits))
+    assert accuracy > 0.6, accuracy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -21,35 +20,9 @@ from pipelines.entities import (
     span_labels,
     split_news,
 )
-from pipelines.errors import DataError, TrainConfigError
+from pipelines.errors import DataError
 from pipelines.evaluate_entity import evaluate_entities, format_entity_report
-from pipelines.train import train
-from tests.pipelines.conftest import SENTIMENT_WORDS, toy_frames
-from tests.pipelines.test_train import tiny_config
-
-
-def toy_news(n: int = 160, seed: int = 0) -> pd.DataFrame:
-    """Headlines naming one or two companies, each followed by its own verb; the pairs with
-    different verbs are ``mixed``."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        first, second = f"Acme{i % 13}", f"Bolt{i % 7}"
-        a, b = rng.choice(list(SENTIMENT_WORDS)), rng.choice(list(SENTIMENT_WORDS))
-        if i % 3:
-            verbs = rng.choice(SENTIMENT_WORDS[a]), rng.choice(SENTIMENT_WORDS[b])
-            text = f"{first} {verbs[0]} as {second} {verbs[1]} #{i}"
-            entities = {first: a, second: b}
-            label = a if a == b else "mixed"
-        else:
-            text, entities, label = f"{first} {rng.choice(SENTIMENT_WORDS[a])} #{i}", {first: a}, a
-        rows.append((text, json.dumps(entities), label))
-    return pd.DataFrame(rows, columns=["text", "entities", "label"])
-
-
-def write_news(path: Path, frame: pd.DataFrame) -> Path:
-    frame.to_csv(path, index=False)
-    return path
+from tests.pipelines.conftest import toy_news, write_news
 
 
 def test_bad_entities_json_names_file_row_and_column(tmp_path: Path) -> None:
@@ -115,17 +88,6 @@ def test_split_keeps_mixed_in_both_sides(tmp_path: Path) -> None:
     assert not set(news.train["key"]) & set(news.holdout["key"])
 
 
-@pytest.fixture(scope="module")
-def news_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("news")
-    news = write_news(root / "news_train.csv", toy_news(240))
-    config = tiny_config(tiny_base, news_train=str(news), epochs=6)
-    result = train(config, root / "model", frames=toy_frames(), progress=False)
-    assert set(result.metrics["holdout"]) == {"sentiment", "topic", "news_sentiment", "news_entity"}
-    assert result.card["news_data"]["not_found"] == 0
-    return result.model_dir
-
-
 @pytest.mark.slow
 def test_export_load_predict_gives_identical_entity_outputs(
     news_model: Path, tmp_path: Path
@@ -166,11 +128,6 @@ def test_evaluate_entity_reports_mixed_baseline_and_not_found(
     assert result["headline"]["n"] == int((frame["label"] != "mixed").sum())
     assert Path(result["files"]["json"]).is_file()
     assert "mixed headlines" in format_entity_report(result)
-
-
-def test_news_train_rejects_self_distillation(tiny_base: Path) -> None:
-    with pytest.raises(TrainConfigError, match="news_train"):
-        tiny_config(tiny_base, news_train="x.csv", self_distill=True)
 
 
 @pytest.mark.parametrize("file", ["news-multitask.yaml", "news-multitask-mpnet.yaml"])

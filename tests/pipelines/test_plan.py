@@ -52,3 +52,13 @@ def test_teachers_default_to_the_students_encoder_and_rate(tmp_path: Path) -> No
     plan = build_plan(TrainConfig(self_distill=True, lr=2e-4), tmp_path)
     (teacher,) = plan.teachers
     assert (teacher.base_model, teacher.lr) == (plan.student.base_model, 2e-4)
+
+
+def test_an_exported_teacher_is_a_labelling_pass_and_no_teacher_stage(tmp_path: Path) -> None:
+    config = TrainConfig(teacher_model="runs/mpnet", data_root=str(tmp_path / "configs"))
+    plan = build_plan(config, tmp_path / "out")
+    assert plan.teachers == ()
+    assert plan.labelling is not None
+    assert plan.labelling.teacher_dirs == (tmp_path / "configs" / "runs" / "mpnet",)
+    assert plan.labelling.out_file == tmp_path / "out" / LABELS_FILE
+    assert plan.student.out_dir == tmp_path / "out"
