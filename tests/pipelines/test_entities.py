@@ -130,13 +130,19 @@ def test_evaluate_entity_reports_mixed_baseline_and_not_found(
     assert "mixed headlines" in format_entity_report(result)
 
 
-@pytest.mark.parametrize("file", ["news-multitask.yaml", "news-multitask-mpnet.yaml"])
+@pytest.mark.parametrize(
+    "file", ["news-multitask.yaml", "news-multitask-mpnet.yaml", "news-multitask-distilled.yaml"]
+)
 def test_shipped_news_configs(file: str, shared_data: Path) -> None:
     from pipelines.config import load_config
 
     repo = Path(__file__).resolve().parents[2]
     config = load_config(repo / "configs" / file)
     assert not config.self_distill
+    if file.endswith("distilled.yaml"):  # the export of the MPNet recipe's documented command
+        assert config.teacher_model is not None
+        where = config.path(config.teacher_model).resolve()
+        assert where == (repo / "runs" / "news-multitask-mpnet").resolve()
     if file.endswith("mpnet.yaml"):  # where scripts/fetch_teacher_model.py puts it
         where = config.path(config.base_model).resolve()
         assert where == (repo.parent / "models" / "all-mpnet-base-v2").resolve()
